@@ -1,0 +1,56 @@
+import { Command, Option } from "commander"
+import pkg from "../package.json" with { type: "json" }
+import { type Config, ConfigError, type ConfigKey, loadConfig } from "../src/config.ts"
+import { createDeps, type Deps } from "../src/deps.ts"
+import { AppError } from "../src/errors.ts"
+import { configCommand } from "./config.command.ts"
+import { migrateCommand } from "./migrate.command.ts"
+import { serveCommand } from "./serve.command.ts"
+
+/** What every command gets: a way to load the config (with its own flag overrides) and build deps. */
+export type CliContext = {
+  loadConfig(overrides?: Partial<Record<ConfigKey, unknown>>): Config
+  /** Builds deps from the config; the command closes them. */
+  deps(overrides?: Partial<Record<ConfigKey, unknown>>): Deps
+  /** Where commands write their results (stdout; tests capture it). */
+  print(line: string): void
+}
+
+export type ProgramOptions = {
+  env?: Record<string, string | undefined>
+  cwd?: string
+  print?: (line: string) => void
+}
+
+/** The `urge` command line: one binary for the server and its administration. */
+export function buildProgram(options: ProgramOptions = {}): Command {
+  const program = new Command("urge")
+    .description("URGE server: messaging backend for the URGE app, and its admin CLI")
+    .version(pkg.version, "-v, --version")
+    .addOption(new Option("-c, --config <path>", "config file (default: ./config.toml if present)"))
+    .showHelpAfterError()
+
+  const context: CliContext = {
+    loadConfig: (overrides) =>
+      loadConfig({ configPath: program.opts().config, env: options.env, cwd: options.cwd, overrides }),
+    deps: (overrides) => createDeps(context.loadConfig(overrides)),
+    print: options.print ?? ((line) => console.log(line)),
+  }
+  program.addCommand(serveCommand(context))
+  program.addCommand(migrateCommand(context))
+  program.addCommand(configCommand(context))
+  return program
+}
+
+/** Runs the program; known errors print `error: <detail>` and exit 1. */
+export async function runCli(argv: string[], options: ProgramOptions = {}): Promise<void> {
+  try {
+    await buildProgram(options).parseAsync(argv)
+  } catch (error) {
+    if (error instanceof ConfigError || error instanceof AppError) {
+      console.error(`error: ${error instanceof AppError ? error.detail : error.message}`)
+      process.exit(1)
+    }
+    throw error
+  }
+}

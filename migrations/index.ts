@@ -1,0 +1,10 @@
+import type { Migration } from "kysely"
+import * as m0001 from "./0001_users.ts"
+
+/**
+ * Every migration, in order. Imported statically so the compiled binary carries them (no folder is read at
+ * run time). Append-only: a released migration is never edited; each has a `down`.
+ */
+export const migrations: Record<string, Migration> = {
+  "0001_users": m0001,
+}

@@ -1,0 +1,62 @@
+import { cors } from "@elysiajs/cors"
+import { Elysia } from "elysia"
+import type { Deps } from "./deps.ts"
+import { AppError } from "./errors.ts"
+import { docsPlugin } from "./http/docs.plugin.ts"
+import { errorsPlugin } from "./http/errors.plugin.ts"
+import { type InFlight, requestsPlugin } from "./http/requests.plugin.ts"
+import { healthRoutes } from "./health/health.routes.ts"
+
+/** Paths that live at the root; every other path is an alias of the same path under /api (CONTRACT A1). */
+const rootPath = /^\/(?:$|api(?:\/|$)|health$|docs(?:\/|$)|ws$|socket\.io\/)/
+
+/** The feature routes, mounted under /api. */
+const apiRoutes = (_deps: Deps) => new Elysia({ name: "api", prefix: "/api" })
+
+/** The Elysia root: error mapping, request log, CORS, JSON limits, docs, health and every feature under /api. */
+export function createApp(deps: Deps, inFlight: InFlight = { count: 0 }) {
+  const { config, logger } = deps
+  const bodyLimit = config.server.body_limit
+  const origins = config.server.cors_origins
+
+  const self: { app?: { handle(request: Request): Promise<Response> } } = {}
+  const app = new Elysia({ name: "urge" })
+    // The app's production build calls the API without /api: answer it as if it had.
+    .onRequest(({ request }) => {
+      const url = request.url
+      const pathStart = url.indexOf("/", url.indexOf("//") + 2)
+      if (rootPath.test(url.slice(pathStart, url.indexOf("?", pathStart) >>> 0))) return
+      return self.app!.handle(new Request(url.slice(0, pathStart) + "/api" + url.slice(pathStart), request))
+    })
+    .use(errorsPlugin(logger))
+    .use(requestsPlugin(logger, config.log.requests, inFlight))
+    .use(corsPlugin(origins))
+    // JSON bodies: size-limited, and an empty body reads as no body (several app calls POST without one).
+    .onParse({ as: "global" }, async ({ request, contentType }) => {
+      if (!contentType?.startsWith("application/json")) return
+      const declared = Number(request.headers.get("content-length") ?? 0)
+      if (declared > bodyLimit) throw tooLarge(bodyLimit)
+      const text = await request.text()
+      if (text.length > bodyLimit) throw tooLarge(bodyLimit)
+      if (text.trim() === "") return {}
+      try {
+        return JSON.parse(text)
+      } catch {
+        throw new AppError(400, "request.malformed", "The request body is not valid JSON.")
+      }
+    })
+    .use(docsPlugin())
+    .use(healthRoutes(deps))
+    .use(apiRoutes(deps))
+  self.app = app
+  return app
+}
+
+/** CORS for the configured origins; none configured: no CORS headers at all. */
+const corsPlugin = (origins: string[]) =>
+  (origins.length
+    ? cors({ origin: origins.includes("*") ? true : origins, exposeHeaders: ["x-request-id", "retry-after"] })
+    : new Elysia({ name: "cors-off" })) as unknown as Elysia
+
+const tooLarge = (limit: number) =>
+  new AppError(413, "request.too_large", `The request body is larger than ${limit} bytes.`)

@@ -1,0 +1,296 @@
+import { existsSync, readFileSync } from "node:fs"
+import { resolve } from "node:path"
+
+/**
+ * Configuration: defaults < config file < environment < command-line flags.
+ * Every key is declared once in `fields` (type, default, doc); config.example.toml is checked against it by a test.
+ */
+
+/** A value the user gave that cannot be used; the message names the key and what is allowed. */
+export class ConfigError extends Error {}
+
+type Parse<T> = (raw: unknown, key: string) => T
+
+const fail = (key: string, allowed: string, raw: unknown): never => {
+  throw new ConfigError(`config: ${key} must be ${allowed} (got ${JSON.stringify(raw)})`)
+}
+
+const str: Parse<string> = (raw, key) => (typeof raw === "string" ? raw : fail(key, "a string", raw))
+
+const bool: Parse<boolean> = (raw, key) => {
+  if (typeof raw === "boolean") return raw
+  if (raw === "true" || raw === "1") return true
+  if (raw === "false" || raw === "0") return false
+  return fail(key, "true or false", raw)
+}
+
+const int =
+  (min: number, max: number): Parse<number> =>
+  (raw, key) => {
+    const n = typeof raw === "string" && raw.trim() !== "" ? Number(raw) : raw
+    if (typeof n === "number" && Number.isInteger(n) && n >= min && n <= max) return n
+    return fail(key, `an integer from ${min} to ${max}`, raw)
+  }
+
+const oneOf =
+  <const T extends string>(...allowed: T[]): Parse<T> =>
+  (raw, key) =>
+    allowed.includes(raw as T) ? (raw as T) : fail(key, `one of ${allowed.join(", ")}`, raw)
+
+const durationUnits: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 }
+
+/** A duration in seconds: a number of seconds, or a string like "90s", "15m", "7d". */
+const duration =
+  (minSeconds: number): Parse<number> =>
+  (raw, key) => {
+    const match = typeof raw === "string" ? /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(raw.trim()) : null
+    const seconds =
+      typeof raw === "number" ? raw : match ? Number(match[1]) * durationUnits[match[2] ?? "s"]! : NaN
+    if (Number.isFinite(seconds) && seconds >= minSeconds) return seconds
+    return fail(key, `a duration of at least ${minSeconds}s, like 30, "90s", "15m" or "7d"`, raw)
+  }
+
+const list: Parse<string[]> = (raw, key) => {
+  if (Array.isArray(raw) && raw.every((v) => typeof v === "string")) return raw
+  if (typeof raw === "string")
+    return raw
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean)
+  return fail(key, "a list of strings", raw)
+}
+
+const url =
+  (...schemes: string[]): Parse<string> =>
+  (raw, key) => {
+    if (raw === "") return ""
+    const s = str(raw, key)
+    if (schemes.some((scheme) => s.startsWith(`${scheme}:`)) && URL.canParse(s)) return s
+    return fail(key, `empty or a ${schemes.join(" or ")} URL`, raw)
+  }
+
+/** Every configuration key, its parser, its default and one line of documentation. */
+const fields = {
+  "server.host": { parse: str, default: "0.0.0.0", doc: "Address to listen on." },
+  "server.port": {
+    parse: int(0, 65535),
+    default: 8080,
+    doc: "Port for HTTP, /ws and /socket.io/ (0 picks a free one).",
+  },
+  "server.public_url": {
+    parse: url("http", "https"),
+    default: "",
+    doc: 'Absolute URL clients reach this server at, used in media links (empty: "http://localhost:<port>").',
+  },
+  "server.mode": {
+    parse: oneOf("development", "production"),
+    default: "development",
+    doc: "production refuses unsafe development drivers (console SMS) unless allowed explicitly.",
+  },
+  "server.body_limit": {
+    parse: int(1024, 1024 * 1024 * 1024),
+    default: 1024 * 1024,
+    doc: "Largest JSON request body in bytes; a larger one gets 413.",
+  },
+  "server.shutdown_timeout": {
+    parse: duration(0),
+    default: 10,
+    doc: "On SIGTERM/SIGINT, how long in-flight requests may take before the server stops anyway.",
+  },
+  "server.cors_origins": {
+    parse: list,
+    default: ["*"],
+    doc: 'Origins allowed by CORS ("*" for any; an empty list turns CORS headers off).',
+  },
+  "server.trust_proxy": {
+    parse: bool,
+    default: false,
+    doc: "Take the client IP from X-Forwarded-For (only behind a reverse proxy you run).",
+  },
+  "log.level": {
+    parse: oneOf("debug", "info", "warn", "error"),
+    default: "info",
+    doc: "Lowest level written.",
+  },
+  "log.requests": {
+    parse: bool,
+    default: true,
+    doc: "One JSON line per HTTP request (method, path, status, duration).",
+  },
+  "data.dir": {
+    parse: str,
+    default: "./data",
+    doc: "Directory for the SQLite file, uploaded media and the generated JWT secret.",
+  },
+  "database.url": {
+    parse: url("postgres", "postgresql", "sqlite", "file"),
+    default: "",
+    doc: 'Empty: SQLite at <data.dir>/urge.db. "sqlite:/path/file.db" for another file, "postgres://user@host:5432/db" for Postgres.',
+  },
+  "database.pool_size": { parse: int(1, 1000), default: 10, doc: "Postgres connections per process." },
+  "database.durability": {
+    parse: oneOf("full", "normal"),
+    default: "full",
+    doc: 'SQLite: "full" survives power loss (fsync per commit, concurrent writes committed together); "normal" survives a crash of the process.',
+  },
+  "database.busy_timeout": {
+    parse: int(0, 600_000),
+    default: 5000,
+    doc: "SQLite: milliseconds to wait for a lock held by another process (the CLI while serving).",
+  },
+  "database.migrate_on_start": {
+    parse: bool,
+    default: true,
+    doc: "urge serve applies pending migrations before listening (urge serve --no-migrate turns it off).",
+  },
+  "auth.jwt_secret": {
+    parse: str,
+    default: "",
+    doc: "HS256 secret for access tokens. Empty: generated on first start and kept in <data.dir>/jwt-secret. Set it when several instances share one database.",
+  },
+  "auth.access_token_ttl": { parse: duration(1), default: 15 * 60, doc: "Access token lifetime." },
+  "auth.refresh_token_ttl": {
+    parse: duration(60),
+    default: 7 * 86400,
+    doc: "Refresh token (session) lifetime, sliding: each refresh extends it.",
+  },
+  "auth.rotate_refresh_tokens": {
+    parse: bool,
+    default: false,
+    doc: "Return a new refresh token on each refresh and retire the old one (the URGE app keeps its first one: leave off for it).",
+  },
+} as const satisfies Record<string, { parse: Parse<unknown>; default: unknown; doc: string }>
+
+export type ConfigKey = keyof typeof fields
+type Flat = { [K in ConfigKey]: ReturnType<(typeof fields)[K]["parse"]> }
+
+/** The validated configuration, grouped by section, plus where it came from. */
+export type Config = {
+  server: {
+    host: string
+    port: number
+    public_url: string
+    mode: "development" | "production"
+    body_limit: number
+    shutdown_timeout: number
+    cors_origins: string[]
+    trust_proxy: boolean
+  }
+  log: { level: "debug" | "info" | "warn" | "error"; requests: boolean }
+  data: { dir: string }
+  database: {
+    url: string
+    pool_size: number
+    durability: "full" | "normal"
+    busy_timeout: number
+    migrate_on_start: boolean
+  }
+  auth: {
+    jwt_secret: string
+    access_token_ttl: number
+    refresh_token_ttl: number
+    rotate_refresh_tokens: boolean
+  }
+  /** The config file that was read, if any. */
+  source: string | null
+}
+
+/** Keys, defaults and docs, for `urge config` and the test that keeps config.example.toml complete. */
+export const configFields: ReadonlyArray<{ key: ConfigKey; default: unknown; doc: string }> = Object.entries(
+  fields,
+).map(([key, f]) => ({ key: key as ConfigKey, default: f.default, doc: f.doc }))
+
+/** Environment variable of a key: `server.port` → `URGE_SERVER_PORT`. */
+export const envName = (key: string) => `URGE_${key.replace(".", "_").toUpperCase()}`
+
+/** Common variables honoured besides the URGE_* ones. */
+const envAliases: Partial<Record<ConfigKey, string>> = {
+  "database.url": "DATABASE_URL",
+  "server.port": "PORT",
+}
+
+export type LoadOptions = {
+  /** Path given with --config; when absent, ./config.toml is read if it exists. */
+  configPath?: string
+  env?: Record<string, string | undefined>
+  /** Command-line flags and test overrides, by dotted key. */
+  overrides?: Partial<Record<ConfigKey, unknown>>
+  cwd?: string
+}
+
+/** Reads and validates the configuration; throws ConfigError naming the key on a bad value. */
+export function loadConfig(options: LoadOptions = {}): Config {
+  const env = options.env ?? process.env
+  const cwd = options.cwd ?? process.cwd()
+  const explicit = options.configPath ?? env.URGE_CONFIG
+  const path = explicit ? resolve(cwd, explicit) : resolve(cwd, "config.toml")
+  let fileValues: Record<string, unknown> = {}
+  let source: string | null = null
+  if (explicit && !existsSync(path)) throw new ConfigError(`config: file not found: ${path}`)
+  if (existsSync(path)) {
+    try {
+      fileValues = flatten(Bun.TOML.parse(readFileSync(path, "utf8")) as Record<string, unknown>)
+    } catch (error) {
+      throw new ConfigError(`config: ${path} is not valid TOML: ${(error as Error).message}`)
+    }
+    source = path
+    for (const key of Object.keys(fileValues))
+      if (!(key in fields)) throw new ConfigError(`config: unknown key ${key} in ${path}`)
+  }
+
+  const flat = {} as Record<ConfigKey, unknown>
+  for (const [key, field] of Object.entries(fields) as [ConfigKey, (typeof fields)[ConfigKey]][]) {
+    let raw: unknown = field.default
+    if (key in fileValues) raw = fileValues[key]
+    const alias = envAliases[key]
+    if (alias && env[alias] !== undefined && env[alias] !== "") raw = env[alias]
+    if (env[envName(key)] !== undefined) raw = env[envName(key)]
+    if (options.overrides && options.overrides[key] !== undefined) raw = options.overrides[key]
+    flat[key] = (field.parse as Parse<unknown>)(raw, key)
+  }
+  const config = unflatten(flat as Flat) as unknown as Config
+  config.data.dir = resolve(cwd, config.data.dir)
+  config.source = source
+  return config
+}
+
+function flatten(tree: Record<string, unknown>, prefix = ""): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(tree)) {
+    const key = prefix ? `${prefix}.${k}` : k
+    if (v && typeof v === "object" && !Array.isArray(v))
+      Object.assign(out, flatten(v as Record<string, unknown>, key))
+    else out[key] = v
+  }
+  return out
+}
+
+function unflatten(flat: Record<string, unknown>): Record<string, Record<string, unknown>> {
+  const out: Record<string, Record<string, unknown>> = {}
+  for (const [key, value] of Object.entries(flat)) {
+    const [section, name] = key.split(".") as [string, string]
+    ;(out[section] ??= {})[name] = value
+  }
+  return out
+}
+
+/** The URL clients use to reach this server (media links), without a trailing slash. */
+export const publicUrl = (config: Config, port: number) =>
+  (config.server.public_url || `http://localhost:${port}`).replace(/\/+$/, "")
+
+/** config.example.toml, generated from the declared keys (`urge config example`; a test keeps the file equal to it). */
+export function renderExampleConfig(): string {
+  const toml = (v: unknown) => (typeof v === "string" || Array.isArray(v) ? JSON.stringify(v) : String(v))
+  let out = `# URGE server configuration. Every key is shown with its default.
+# Precedence: defaults < this file (--config PATH, else ./config.toml) < environment < command-line flags.
+# Each key also reads from the environment as URGE_<SECTION>_<KEY> (e.g. URGE_SERVER_PORT);
+# DATABASE_URL and PORT are honoured too. Durations take seconds or "90s", "15m", "12h", "7d".
+`
+  let section = ""
+  for (const f of configFields) {
+    const [s, name] = f.key.split(".") as [string, string]
+    if (s !== section) out += `\n[${(section = s)}]\n`
+    out += `# ${f.doc} (${envName(f.key)})\n${name} = ${toml(f.default)}\n`
+  }
+  return out
+}

@@ -1,0 +1,69 @@
+import { Database as SqliteDatabase } from "bun:sqlite"
+import { mkdirSync } from "node:fs"
+import { dirname, join } from "node:path"
+import { Kysely, PostgresDialect, sql } from "kysely"
+import { BunSqliteDialect } from "kysely-bun-sqlite"
+import pg from "pg"
+import type { Config } from "../config.ts"
+import type { Database } from "./schema.ts"
+
+export type Dialect = "sqlite" | "postgres"
+
+/** An open database: the Kysely instance every repository takes, and what is needed to close it. */
+export type DatabaseHandle = {
+  db: Kysely<Database>
+  dialect: Dialect
+  /** Where the data lives, without credentials (for logs and `urge migrate status`). */
+  location: string
+  /** The raw bun:sqlite handle (SQLite only): backups and the rare hot path that needs it. */
+  sqlite?: SqliteDatabase
+  close(): Promise<void>
+}
+
+// int8 (bigint) holds our millisecond timestamps and sequence numbers; all fit in a JS number.
+pg.types.setTypeParser(20, (value) => Number(value))
+
+/** Where SQLite lives for this config, or null for Postgres. */
+export function sqlitePath(config: Config): string | null {
+  const url = config.database.url
+  if (url === "") return join(config.data.dir, "urge.db")
+  if (url.startsWith("sqlite:") || url.startsWith("file:")) return url.replace(/^(sqlite|file):(\/\/)?/, "")
+  return null
+}
+
+/** Opens SQLite (WAL, foreign keys, busy timeout, chosen durability) or a Postgres pool, per the config. */
+export function openDatabase(config: Config): DatabaseHandle {
+  const path = sqlitePath(config)
+  if (path !== null) {
+    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true })
+    const sqlite = new SqliteDatabase(path, { create: true, strict: true })
+    sqlite.exec("PRAGMA journal_mode = WAL")
+    sqlite.exec("PRAGMA foreign_keys = ON")
+    sqlite.exec(`PRAGMA busy_timeout = ${config.database.busy_timeout}`)
+    // FULL: every commit is fsynced (survives power loss); NORMAL: WAL survives a crash of the process.
+    sqlite.exec(`PRAGMA synchronous = ${config.database.durability === "full" ? "FULL" : "NORMAL"}`)
+    const db = new Kysely<Database>({ dialect: new BunSqliteDialect({ database: sqlite }) })
+    return {
+      db,
+      dialect: "sqlite",
+      location: path,
+      sqlite,
+      close: async () => {
+        await db.destroy()
+        sqlite.close(false)
+      },
+    }
+  }
+  const pool = new pg.Pool({ connectionString: config.database.url, max: config.database.pool_size })
+  // An idle client losing its connection must not crash the process; the next query reconnects.
+  pool.on("error", () => {})
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  const safe = new URL(config.database.url)
+  safe.password = ""
+  return { db, dialect: "postgres", location: safe.toString(), close: () => db.destroy() }
+}
+
+/** Cheap round trip proving the database answers (GET /health). */
+export async function pingDatabase(db: Kysely<Database>): Promise<void> {
+  await sql`select 1`.execute(db)
+}

@@ -1,0 +1,45 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { type Clock, systemClock } from "./clock.ts"
+import type { Config } from "./config.ts"
+import { type DatabaseHandle, openDatabase } from "./db/database.ts"
+import { createLogger, type Logger } from "./logger.ts"
+
+/** Everything the server and the CLI run on, built once from the config (the composition root). */
+export type Deps = {
+  config: Config
+  logger: Logger
+  clock: Clock
+  database: DatabaseHandle
+  /** HS256 key for access tokens. */
+  jwtSecret: string
+  close(): Promise<void>
+}
+
+export type DepsOverrides = { logger?: Logger; clock?: Clock }
+
+/** Builds the deps from a validated config. Nothing else reads the config to choose a driver. */
+export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps {
+  const logger = overrides.logger ?? createLogger(config.log.level)
+  mkdirSync(config.data.dir, { recursive: true })
+  const database = openDatabase(config)
+  return {
+    config,
+    logger,
+    clock: overrides.clock ?? systemClock,
+    database,
+    jwtSecret: resolveJwtSecret(config, logger),
+    close: () => database.close(),
+  }
+}
+
+/** The configured secret, else the one generated on first start and kept (mode 0600) in the data directory. */
+function resolveJwtSecret(config: Config, logger: Logger): string {
+  if (config.auth.jwt_secret) return config.auth.jwt_secret
+  const file = join(config.data.dir, "jwt-secret")
+  if (existsSync(file)) return readFileSync(file, "utf8").trim()
+  const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(48))).toString("base64url")
+  writeFileSync(file, secret + "\n", { mode: 0o600, flag: "wx" })
+  logger.info("generated a JWT secret", { file })
+  return secret
+}

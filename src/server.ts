@@ -1,0 +1,46 @@
+import type { Server } from "bun"
+import { createApp } from "./app.ts"
+import type { Deps } from "./deps.ts"
+
+/** A listening server and the way to stop it gracefully. */
+export type RunningServer = {
+  url: string
+  port: number
+  server: Server<unknown>
+  /** Stop accepting, let in-flight requests finish (bounded by server.shutdown_timeout), close sockets and the database. */
+  stop(): Promise<void>
+}
+
+/** Starts HTTP (and, from the realtime feature, WebSockets) on the configured host and port. */
+export async function startServer(deps: Deps): Promise<RunningServer> {
+  const { config, logger } = deps
+  const inFlight = { count: 0 }
+  const app = createApp(deps, inFlight)
+  app.listen({
+    hostname: config.server.host,
+    port: config.server.port,
+    // A second server on a taken port must fail, not silently share it.
+    reusePort: false,
+    // Hard ceiling; JSON bodies are held to server.body_limit by the app itself.
+    maxRequestBodySize: Math.max(config.server.body_limit, 128 * 1024 * 1024),
+    idleTimeout: 60,
+  })
+  const server = app.server!
+  const port = server.port!
+  const host = config.server.host === "0.0.0.0" ? "localhost" : config.server.host
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`
+  logger.info("listening", { url, database: deps.database.dialect })
+
+  let stopping: Promise<void> | undefined
+  const stop = () =>
+    (stopping ??= (async () => {
+      logger.info("shutting down", { in_flight: inFlight.count })
+      void server.stop(false)
+      const deadline = Date.now() + config.server.shutdown_timeout * 1000
+      while (inFlight.count > 0 && Date.now() < deadline) await Bun.sleep(10)
+      await server.stop(true)
+      await deps.close()
+      logger.info("stopped")
+    })())
+  return { url, port, server, stop }
+}
