@@ -3,6 +3,7 @@ import { join } from "node:path"
 import { type Clock, systemClock } from "./clock.ts"
 import type { Config } from "./config.ts"
 import { type DatabaseHandle, openDatabase } from "./db/database.ts"
+import { createDomainEvents, type DomainEvents } from "./events.ts"
 import { createLogger, type Logger } from "./logger.ts"
 
 /** Everything the server and the CLI run on, built once from the config (the composition root). */
@@ -11,6 +12,8 @@ export type Deps = {
   logger: Logger
   clock: Clock
   database: DatabaseHandle
+  /** Announcements after commit (realtime and push listen). */
+  events: DomainEvents
   /** HS256 key for access tokens. */
   jwtSecret: string
   close(): Promise<void>
@@ -28,6 +31,7 @@ export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps 
     logger,
     clock: overrides.clock ?? systemClock,
     database,
+    events: createDomainEvents(logger),
     jwtSecret: resolveJwtSecret(config, logger),
     close: () => database.close(),
   }
