@@ -1,4 +1,7 @@
 import type { ColumnType, Generated } from "kysely"
+import type { ConversationMembersTable, ConversationsTable } from "../conversations/conversations.tables.ts"
+import type { MessageHidesTable, MessagesTable, MessageStarsTable } from "../messages/messages.tables.ts"
+import type { ChangesTable } from "../sync/sync.tables.ts"
 
 /** A boolean column: native on Postgres, 0/1 on SQLite. Read it with `!!`. */
 export type Flag = ColumnType<number | boolean, boolean | undefined, boolean>
@@ -42,6 +45,12 @@ export interface UserSessionsTable {
 export interface Database {
   users: UsersTable
   user_sessions: UserSessionsTable
+  conversations: ConversationsTable
+  conversation_members: ConversationMembersTable
+  messages: MessagesTable
+  message_hides: MessageHidesTable
+  message_stars: MessageStarsTable
+  changes: ChangesTable
 }
 
 export type { Generated }
