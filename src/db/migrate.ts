@@ -25,8 +25,8 @@ export async function migrateDown(db: Kysely<any>): Promise<string[]> {
  * failed migration leaves nothing half-done (SQLite DDL is transactional).
  */
 async function exclusive(db: Kysely<any>, step: (db: Kysely<any>) => Promise<MigrationResultSet>) {
-  // Test for Postgres, not for SQLite: kysely-bun-sqlite may load kysely's other build (CJS), whose
-  // SqliteAdapter class is not the one imported here, so `instanceof SqliteAdapter` is false on SQLite.
+  // Tested as "not Postgres": kysely-bun-sqlite's SqliteAdapter comes from another copy of kysely, so an
+  // `instanceof SqliteAdapter` check is always false and SQLite would migrate without the lock.
   if (db.getExecutor().adapter instanceof PostgresAdapter) return applied(await step(db))
   return db.connection().execute(async (conn) => {
     await sql`begin immediate`.execute(conn)
