@@ -6,12 +6,19 @@ import { docsPlugin } from "./http/docs.plugin.ts"
 import { errorsPlugin } from "./http/errors.plugin.ts"
 import { type InFlight, requestsPlugin } from "./http/requests.plugin.ts"
 import { healthRoutes } from "./health/health.routes.ts"
+import { conversationsRoutes } from "./conversations/conversations.routes.ts"
+import { messagesRoutes } from "./messages/messages.routes.ts"
+import { syncRoutes } from "./sync/sync.routes.ts"
 
 /** Paths that live at the root; every other path is an alias of the same path under /api (CONTRACT A1). */
 const rootPath = /^\/(?:$|api(?:\/|$)|health$|docs(?:\/|$)|ws$|socket\.io\/)/
 
 /** The feature routes, mounted under /api. */
-const apiRoutes = (_deps: Deps) => new Elysia({ name: "api", prefix: "/api" })
+const apiRoutes = (deps: Deps) =>
+  new Elysia({ name: "api", prefix: "/api" })
+    .use(conversationsRoutes(deps))
+    .use(messagesRoutes(deps))
+    .use(syncRoutes(deps))
 
 /** The Elysia root: error mapping, request log, CORS, JSON limits, docs, health and every feature under /api. */
 export function createApp(deps: Deps, inFlight: InFlight = { count: 0 }) {

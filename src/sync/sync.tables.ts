@@ -7,6 +7,7 @@ export type ChangeKind =
   | "message.updated"
   | "message.deleted"
   | "message.hidden"
+  | "message.starred"
   | "receipt"
   | "member.added"
   | "member.removed"
