@@ -6,6 +6,7 @@ import { docsPlugin } from "./http/docs.plugin.ts"
 import { errorsPlugin } from "./http/errors.plugin.ts"
 import { type InFlight, requestsPlugin } from "./http/requests.plugin.ts"
 import { healthRoutes } from "./health/health.routes.ts"
+import { authRoutes } from "./auth/auth.routes.ts"
 import { conversationsRoutes } from "./conversations/conversations.routes.ts"
 import { messagesRoutes } from "./messages/messages.routes.ts"
 import { syncRoutes } from "./sync/sync.routes.ts"
@@ -16,6 +17,7 @@ const rootPath = /^\/(?:$|api(?:\/|$)|health$|docs(?:\/|$)|ws$|socket\.io\/)/
 /** The feature routes, mounted under /api. */
 const apiRoutes = (deps: Deps) =>
   new Elysia({ name: "api", prefix: "/api" })
+    .use(authRoutes(deps))
     .use(conversationsRoutes(deps))
     .use(messagesRoutes(deps))
     .use(syncRoutes(deps))
