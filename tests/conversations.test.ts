@@ -31,7 +31,11 @@ describe("creating conversations", () => {
     expect(again).toBe(first.body.id)
     // Concurrent creates meet on the same row.
     const [c, d] = await signUpMany(server, 2, "Race")
-    const ids = await Promise.all([directChat(server, c!, d!), directChat(server, d!, c!), directChat(server, c!, d!)])
+    const ids = await Promise.all([
+      directChat(server, c!, d!),
+      directChat(server, d!, c!),
+      directChat(server, c!, d!),
+    ])
     expect(new Set(ids).size).toBe(1)
   })
 
@@ -53,7 +57,10 @@ describe("creating conversations", () => {
     })
     expect(unknown.status).toBe(404)
     expect(unknown.body.code).toBe("user.not_found")
-    const missing = await server.api("POST", "/api/conversations", { token: alice.accessToken, body: { type: "DIRECT" } })
+    const missing = await server.api("POST", "/api/conversations", {
+      token: alice.accessToken,
+      body: { type: "DIRECT" },
+    })
     expect(missing.status).toBe(422)
   })
 
@@ -61,7 +68,12 @@ describe("creating conversations", () => {
     const id = await group(server, alice, [bob, carol], "Team")
     const res = await server.api("GET", `/api/conversations/${id}`, { token: bob.accessToken })
     expect(res.status).toBe(200)
-    expect(res.body).toMatchObject({ type: "GROUP", name: "Team", participant_count: 3, current_user_role: "MEMBER" })
+    expect(res.body).toMatchObject({
+      type: "GROUP",
+      name: "Team",
+      participant_count: 3,
+      current_user_role: "MEMBER",
+    })
     const roles = Object.fromEntries(res.body.participants.map((p: any) => [p.id, p.role]))
     expect(roles[alice.user.id]).toBe("FOUNDER")
     expect(roles[carol.user.id]).toBe("MEMBER")
@@ -100,7 +112,10 @@ describe("the conversation list", () => {
     const wView = (await list(w!)).conversations.find((c: any) => c.id === second)
     expect(wView.unreadCount).toBe(0)
     // Marking read clears the count for the reader only.
-    expect((await server.api("PUT", `/api/conversations/${second}/read`, { token: u!.accessToken, body: {} })).status).toBe(200)
+    expect(
+      (await server.api("PUT", `/api/conversations/${second}/read`, { token: u!.accessToken, body: {} }))
+        .status,
+    ).toBe(200)
     expect((await list(u!)).conversations[0].unreadCount).toBe(0)
     // limit/offset page the list.
     const page = await list(u!, "/api/conversations?limit=1&offset=1")
@@ -125,13 +140,17 @@ describe("the conversation list", () => {
     expect((await put("mute")).body).toMatchObject({ success: true, is_muted: true, muted_until: null })
     const one = await server.api("GET", `/api/conversations/${id}`, { token: u!.accessToken })
     expect(one.body).toMatchObject({ isMuted: true, is_muted: true })
-    expect((await server.api("GET", `/api/conversations/${id}`, { token: v!.accessToken })).body.isMuted).toBe(false)
+    expect(
+      (await server.api("GET", `/api/conversations/${id}`, { token: v!.accessToken })).body.isMuted,
+    ).toBe(false)
     expect((await put("unmute")).body.is_muted).toBe(false)
     // A timed mute ends by itself.
     const until = new Date(server.clock.now() + 60_000).toISOString()
     expect((await put("mute", { until })).body).toMatchObject({ is_muted: true, muted_until: until })
     server.clock.advance(61_000)
-    expect((await server.api("GET", `/api/conversations/${id}`, { token: u!.accessToken })).body.isMuted).toBe(false)
+    expect(
+      (await server.api("GET", `/api/conversations/${id}`, { token: u!.accessToken })).body.isMuted,
+    ).toBe(false)
     expect((await put("mute", { until: new Date(server.clock.now() - 1000).toISOString() })).status).toBe(400)
 
     expect((await put("favorite")).body.is_favorite).toBe(true)
@@ -175,13 +194,18 @@ describe("the conversation list", () => {
     const left = await server.api("DELETE", `/api/conversations/${g}`, { token: w!.accessToken })
     expect(left.body).toEqual({ success: true, message: "Left conversation" })
     expect((await server.api("GET", `/api/conversations/${g}`, { token: w!.accessToken })).status).toBe(403)
-    expect((await server.api("DELETE", `/api/conversations/${g}`, { token: w!.accessToken })).status).toBe(404)
-    const members = (await server.api("GET", `/api/conversations/${g}`, { token: u!.accessToken })).body.participants
+    expect((await server.api("DELETE", `/api/conversations/${g}`, { token: w!.accessToken })).status).toBe(
+      404,
+    )
+    const members = (await server.api("GET", `/api/conversations/${g}`, { token: u!.accessToken })).body
+      .participants
     expect(members.map((p: any) => p.id)).not.toContain(w!.user.id)
 
     const d = await directChat(server, u!, v!)
     await send(server, v!, d, "hi")
-    expect((await server.api("DELETE", `/api/conversations/${d}`, { token: u!.accessToken })).status).toBe(200)
+    expect((await server.api("DELETE", `/api/conversations/${d}`, { token: u!.accessToken })).status).toBe(
+      200,
+    )
     expect((await list(u!)).conversations.map((c: any) => c.id)).not.toContain(d)
     await send(server, v!, d, "are you there?")
     const back = (await list(u!)).conversations.find((c: any) => c.id === d)
@@ -195,7 +219,9 @@ describe("the conversation list", () => {
       const path = `/api/conversations/${encodeURIComponent(id)}`
       expect((await server.api("GET", path, { token: dave.accessToken })).status).toBe(404)
       expect((await server.api("GET", `${path}/messages`, { token: dave.accessToken })).status).toBe(404)
-      expect((await server.api("PUT", `${path}/archive`, { token: dave.accessToken, body: {} })).status).toBe(404)
+      expect((await server.api("PUT", `${path}/archive`, { token: dave.accessToken, body: {} })).status).toBe(
+        404,
+      )
       expect((await server.api("DELETE", `${path}/clear`, { token: dave.accessToken })).status).toBe(404)
     }
   })

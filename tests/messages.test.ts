@@ -17,7 +17,9 @@ beforeAll(async () => {
 afterAll(() => server.stop())
 
 const eventsNamed = (name: string) =>
-  events.filter((e): e is Extract<DomainEvent, { type: "conversation" }> => e.type === "conversation" && e.name === name)
+  events.filter(
+    (e): e is Extract<DomainEvent, { type: "conversation" }> => e.type === "conversation" && e.name === name,
+  )
 
 describe("sending", () => {
   test("all nine types; empty content for media; any case; unknown types become TEXT", async () => {
@@ -69,7 +71,9 @@ describe("sending", () => {
     const foreign = await send(server, alice, elsewhere, "x", { reply_to_id: original.id })
     expect(foreign.reply_to).toBeNull()
     // History shows the reply too.
-    const page = await server.api("GET", `/api/conversations/${chat}/messages?limit=3`, { token: bob.accessToken })
+    const page = await server.api("GET", `/api/conversations/${chat}/messages?limit=3`, {
+      token: bob.accessToken,
+    })
     const shown = page.body.messages.find((m: any) => m.id === reply.id)
     expect(shown.reply_to).toEqual({ id: original.id, sender_name: "User 2", content: "Media" })
   })
@@ -125,7 +129,10 @@ describe("sending", () => {
       body: { conversation_id: "nope", content: "x" },
     })
     expect(unknown.status).toBe(404)
-    const bad = await server.api("POST", "/api/messages", { token: alice.accessToken, body: { content: "x" } })
+    const bad = await server.api("POST", "/api/messages", {
+      token: alice.accessToken,
+      body: { content: "x" },
+    })
     expect(bad.status).toBe(422)
     expect(bad.body.detail[0].msg).toBeString()
     const guest = await server.api("POST", "/api/messages", { body: { conversation_id: chat, content: "x" } })
@@ -151,21 +158,39 @@ describe("history", () => {
     const forward = await get(`limit=2&after=${oldest.messages[0].id}`)
     expect(forward.messages.map((m: any) => m.content)).toEqual(["h2", "h3"])
     expect((await get("limit=100&since_seq=5")).messages.map((m: any) => m.content)).toEqual(["h6", "h7"])
-    expect((await server.api("GET", `/api/conversations/${id}/messages?before=temp-1`, { token: v!.accessToken })).status).toBe(404)
-    expect((await server.api("GET", `/api/conversations/${id}/messages?limit=0`, { token: v!.accessToken })).status).toBe(422)
+    expect(
+      (await server.api("GET", `/api/conversations/${id}/messages?before=temp-1`, { token: v!.accessToken }))
+        .status,
+    ).toBe(404)
+    expect(
+      (await server.api("GET", `/api/conversations/${id}/messages?limit=0`, { token: v!.accessToken }))
+        .status,
+    ).toBe(422)
   })
 })
 
 describe("edit, delete, forward, star", () => {
   test("only the sender edits; the edit is marked and announced", async () => {
     const m = await send(server, alice, chat, "tpyo")
-    const denied = await server.api("PUT", `/api/messages/${m.id}`, { token: bob.accessToken, body: { content: "x" } })
+    const denied = await server.api("PUT", `/api/messages/${m.id}`, {
+      token: bob.accessToken,
+      body: { content: "x" },
+    })
     expect(denied.status).toBe(403)
-    const edited = await server.api("PUT", `/api/messages/${m.id}`, { token: alice.accessToken, body: { content: "typo" } })
+    const edited = await server.api("PUT", `/api/messages/${m.id}`, {
+      token: alice.accessToken,
+      body: { content: "typo" },
+    })
     expect(edited.status).toBe(200)
     expect(edited.body).toMatchObject({ id: m.id, content: "typo", is_edited: true })
-    expect(eventsNamed("message:updated").find((e) => e.data.id === m.id)?.data).toMatchObject({ content: "typo", isEdited: true })
-    const outsider = await server.api("PUT", `/api/messages/${m.id}`, { token: carol.accessToken, body: { content: "x" } })
+    expect(eventsNamed("message:updated").find((e) => e.data.id === m.id)?.data).toMatchObject({
+      content: "typo",
+      isEdited: true,
+    })
+    const outsider = await server.api("PUT", `/api/messages/${m.id}`, {
+      token: carol.accessToken,
+      body: { content: "x" },
+    })
     expect(outsider.status).toBe(404)
   })
 
@@ -186,19 +211,25 @@ describe("edit, delete, forward, star", () => {
     expect(deleted.find((e) => e.data.id === mine.id)?.userIds).toBeUndefined()
     expect(deleted.find((e) => e.data.id === theirs.id)?.userIds).toEqual([bob.user.id])
     // Gone is gone: deleting or editing again is 404.
-    expect((await server.api("DELETE", `/api/messages/${mine.id}`, { token: alice.accessToken })).status).toBe(404)
-    expect((await server.api("DELETE", `/api/messages/${theirs.id}`, { token: bob.accessToken })).status).toBe(404)
+    expect(
+      (await server.api("DELETE", `/api/messages/${mine.id}`, { token: alice.accessToken })).status,
+    ).toBe(404)
+    expect(
+      (await server.api("DELETE", `/api/messages/${theirs.id}`, { token: bob.accessToken })).status,
+    ).toBe(404)
     // The list's last message skips a deleted one.
     const last = await send(server, bob, chat, "keep")
     await send(server, alice, chat, "oops")
     const oops = (await history(server, alice, chat)).at(-1)
     await server.api("DELETE", `/api/messages/${oops.id}`, { token: alice.accessToken })
-    const item = (await server.api("GET", "/api/conversations", { token: bob.accessToken })).body.conversations.find(
-      (c: any) => c.id === chat,
-    )
+    const item = (
+      await server.api("GET", "/api/conversations", { token: bob.accessToken })
+    ).body.conversations.find((c: any) => c.id === chat)
     expect(item.lastMessage.id).toBe(last.id)
     // A non-sender cannot force a delete for everyone.
-    const forced = await server.api("DELETE", `/api/messages/${last.id}?scope=everyone`, { token: alice.accessToken })
+    const forced = await server.api("DELETE", `/api/messages/${last.id}?scope=everyone`, {
+      token: alice.accessToken,
+    })
     expect(forced.status).toBe(403)
   })
 
@@ -207,13 +238,20 @@ describe("edit, delete, forward, star", () => {
     const g = await group(server, f!, [m1!, m2!])
     const a = await send(server, m1!, g, "by m1")
     const b = await send(server, m1!, g, "by m1 again")
-    expect((await server.api("DELETE", `/api/messages/${a.id}`, { token: m2!.accessToken })).body.scope).toBe("me")
-    expect((await server.api("DELETE", `/api/messages/${b.id}`, { token: f!.accessToken })).body.scope).toBe("everyone")
+    expect((await server.api("DELETE", `/api/messages/${a.id}`, { token: m2!.accessToken })).body.scope).toBe(
+      "me",
+    )
+    expect((await server.api("DELETE", `/api/messages/${b.id}`, { token: f!.accessToken })).body.scope).toBe(
+      "everyone",
+    )
     expect((await history(server, m1!, g)).map((m) => m.id)).toEqual([a.id])
   })
 
   test("forward copies visible messages into the caller's conversations only", async () => {
-    const src = await send(server, bob, chat, "worth sharing", { message_type: "IMAGE", media_url: "https://cdn/x.jpg" })
+    const src = await send(server, bob, chat, "worth sharing", {
+      message_type: "IMAGE",
+      media_url: "https://cdn/x.jpg",
+    })
     const target = await directChat(server, alice, carol)
     const res = await server.api("POST", "/api/messages/forward", {
       token: alice.accessToken,
@@ -222,7 +260,12 @@ describe("edit, delete, forward, star", () => {
     expect(res.status).toBe(200)
     expect(res.body).toMatchObject({ success: true, forwarded_count: 1 })
     const copy = (await history(server, carol, target)).at(-1)
-    expect(copy).toMatchObject({ content: "worth sharing", is_forwarded: true, sender_id: alice.user.id, message_type: "IMAGE" })
+    expect(copy).toMatchObject({
+      content: "worth sharing",
+      is_forwarded: true,
+      sender_id: alice.user.id,
+      message_type: "IMAGE",
+    })
     // Not a member of the target: 403; a source the caller cannot see is skipped.
     const [z] = await signUpMany(server, 1, "Zed")
     const intoForeign = await server.api("POST", "/api/messages/forward", {
@@ -240,16 +283,28 @@ describe("edit, delete, forward, star", () => {
 
   test("stars are per user; the starred list holds what the user can still see", async () => {
     const m = await send(server, bob, chat, "star me")
-    expect((await server.api("POST", `/api/messages/${m.id}/star`, { token: alice.accessToken, body: {} })).status).toBe(200)
-    expect((await server.api("POST", `/api/messages/${m.id}/star`, { token: alice.accessToken, body: {} })).status).toBe(200)
+    expect(
+      (await server.api("POST", `/api/messages/${m.id}/star`, { token: alice.accessToken, body: {} })).status,
+    ).toBe(200)
+    expect(
+      (await server.api("POST", `/api/messages/${m.id}/star`, { token: alice.accessToken, body: {} })).status,
+    ).toBe(200)
     const starred = await server.api("GET", "/api/messages/starred", { token: alice.accessToken })
     expect(starred.body.messages.map((x: any) => x.id)).toEqual([m.id])
     expect(starred.body.messages[0].is_starred).toBe(true)
     expect(starred.body).toMatchObject({ total: 1, has_more: false })
-    expect((await server.api("GET", "/api/messages/starred", { token: bob.accessToken })).body.messages).toEqual([])
-    expect((await server.api("POST", `/api/messages/${m.id}/star`, { token: carol.accessToken, body: {} })).status).toBe(404)
-    expect((await server.api("DELETE", `/api/messages/${m.id}/star`, { token: alice.accessToken })).status).toBe(200)
-    expect((await server.api("GET", "/api/messages/starred", { token: alice.accessToken })).body.messages).toEqual([])
+    expect(
+      (await server.api("GET", "/api/messages/starred", { token: bob.accessToken })).body.messages,
+    ).toEqual([])
+    expect(
+      (await server.api("POST", `/api/messages/${m.id}/star`, { token: carol.accessToken, body: {} })).status,
+    ).toBe(404)
+    expect(
+      (await server.api("DELETE", `/api/messages/${m.id}/star`, { token: alice.accessToken })).status,
+    ).toBe(200)
+    expect(
+      (await server.api("GET", "/api/messages/starred", { token: alice.accessToken })).body.messages,
+    ).toEqual([])
   })
 })
 
@@ -259,12 +314,18 @@ describe("receipts", () => {
     const id = await directChat(server, u!, v!)
     const a = await send(server, u!, id, "one")
     const b = await send(server, u!, id, "two")
-    const delivered = await server.api("PUT", `/api/messages/${a.id}/status`, { token: v!.accessToken, body: { status: "DELIVERED" } })
+    const delivered = await server.api("PUT", `/api/messages/${a.id}/status`, {
+      token: v!.accessToken,
+      body: { status: "DELIVERED" },
+    })
     expect(delivered.status).toBe(200)
     let mine = await history(server, u!, id)
     expect(mine.map((m) => m.status)).toEqual(["DELIVERED", "SENT"])
     expect(eventsNamed("message:delivered").some((e) => e.data.messageId === a.id)).toBe(true)
-    const read = await server.api("POST", "/api/messages/read", { token: v!.accessToken, body: { message_ids: [b.id, "temp-9"] } })
+    const read = await server.api("POST", "/api/messages/read", {
+      token: v!.accessToken,
+      body: { message_ids: [b.id, "temp-9"] },
+    })
     expect(read.body).toEqual({ success: true, updated: 1 })
     mine = await history(server, u!, id)
     expect(mine.map((m) => m.status)).toEqual(["READ", "READ"])
@@ -272,9 +333,15 @@ describe("receipts", () => {
     expect(readEvents.map((e) => e.data.messageId)).toEqual([a.id, b.id])
     expect(readEvents[0]!.data).toMatchObject({ userId: v!.user.id, user_id: v!.user.id, conversationId: id })
     // Watermarks never move back.
-    await server.api("PUT", `/api/messages/${a.id}/status`, { token: v!.accessToken, body: { status: "READ" } })
+    await server.api("PUT", `/api/messages/${a.id}/status`, {
+      token: v!.accessToken,
+      body: { status: "READ" },
+    })
     expect((await history(server, u!, id)).map((m) => m.status)).toEqual(["READ", "READ"])
-    expect((await server.api("PUT", `/api/conversations/${id}/read`, { token: carol.accessToken, body: {} })).status).toBe(404)
+    expect(
+      (await server.api("PUT", `/api/conversations/${id}/read`, { token: carol.accessToken, body: {} }))
+        .status,
+    ).toBe(404)
   })
 })
 
@@ -291,16 +358,23 @@ describe("search", () => {
     const search = async (user: SignedUpUser, query: string) =>
       (await server.api("GET", `/api/messages/search?${query}`, { token: user.accessToken })).body
     const all = await search(u!, "q=pineapple")
-    expect(all.messages.map((m: any) => m.content)).toEqual(["pineapples are great", "Pineapple pizza tonight?"])
-    expect((await search(u!, `q=pineapple&conversationId=${uv}`)).messages.map((m: any) => m.content)).toEqual([
+    expect(all.messages.map((m: any) => m.content)).toEqual([
+      "pineapples are great",
       "Pineapple pizza tonight?",
     ])
-    expect((await search(u!, `q=pineapple&conversation_id=${uw}`)).messages.map((m: any) => m.content)).toEqual([
-      "pineapples are great",
+    expect(
+      (await search(u!, `q=pineapple&conversationId=${uv}`)).messages.map((m: any) => m.content),
+    ).toEqual(["Pineapple pizza tonight?"])
+    expect(
+      (await search(u!, `q=pineapple&conversation_id=${uw}`)).messages.map((m: any) => m.content),
+    ).toEqual(["pineapples are great"])
+    expect((await search(u!, "q=PIZZA tonight")).messages.map((m: any) => m.content)).toEqual([
+      "Pineapple pizza tonight?",
     ])
-    expect((await search(u!, "q=PIZZA tonight")).messages.map((m: any) => m.content)).toEqual(["Pineapple pizza tonight?"])
     expect((await search(u!, "q=secret")).messages).toEqual([])
-    const foreign = await server.api("GET", `/api/messages/search?q=pineapple&conversationId=${vw}`, { token: u!.accessToken })
+    const foreign = await server.api("GET", `/api/messages/search?q=pineapple&conversationId=${vw}`, {
+      token: u!.accessToken,
+    })
     expect(foreign.status).toBe(403)
     // Pages by cursor.
     const p1 = await search(u!, "q=p&limit=2")
@@ -310,7 +384,9 @@ describe("search", () => {
     expect(p2.messages.map((m: any) => m.content)).toEqual(["Pineapple pizza tonight?"])
     expect(p2.has_more).toBe(false)
     expect((await server.api("GET", "/api/messages/search?q=", { token: u!.accessToken })).status).toBe(422)
-    expect((await server.api("GET", "/api/messages/search?q=x&cursor=garbage", { token: u!.accessToken })).status).toBe(400)
+    expect(
+      (await server.api("GET", "/api/messages/search?q=x&cursor=garbage", { token: u!.accessToken })).status,
+    ).toBe(400)
   })
 
   test("never returns deleted, hidden or cleared messages, nor edited-away words", async () => {
@@ -321,11 +397,14 @@ describe("search", () => {
     const edited = await send(server, v!, id, "zebra typo")
     await server.api("DELETE", `/api/messages/${deleted.id}`, { token: v!.accessToken })
     await server.api("DELETE", `/api/messages/${hidden.id}`, { token: u!.accessToken })
-    await server.api("PUT", `/api/messages/${edited.id}`, { token: v!.accessToken, body: { content: "giraffe" } })
+    await server.api("PUT", `/api/messages/${edited.id}`, {
+      token: v!.accessToken,
+      body: { content: "giraffe" },
+    })
     const q = async (user: SignedUpUser, word: string) =>
-      (await server.api("GET", `/api/messages/search?q=${word}`, { token: user.accessToken })).body.messages.map(
-        (m: any) => m.content,
-      )
+      (
+        await server.api("GET", `/api/messages/search?q=${word}`, { token: user.accessToken })
+      ).body.messages.map((m: any) => m.content)
     expect(await q(u!, "zebra")).toEqual([])
     expect(await q(v!, "zebra")).toEqual(["zebra hidden"])
     expect(await q(u!, "giraffe")).toEqual(["giraffe"])

@@ -71,7 +71,11 @@ export async function findMembership(
 
 /** Whether a conversation exists (to tell 403 from 404). */
 export async function conversationExists(db: Kysely<Database>, conversationId: string): Promise<boolean> {
-  const row = await db.selectFrom("conversations").select("id").where("id", "=", conversationId).executeTakeFirst()
+  const row = await db
+    .selectFrom("conversations")
+    .select("id")
+    .where("id", "=", conversationId)
+    .executeTakeFirst()
   return !!row
 }
 
@@ -99,7 +103,11 @@ export async function listMemberships(db: Kysely<Database>, f: ListFilter): Prom
 }
 
 /** How many conversations the list has in total (same filter, no page). */
-export async function countMemberships(db: Kysely<Database>, userId: string, archived: boolean): Promise<number> {
+export async function countMemberships(
+  db: Kysely<Database>,
+  userId: string,
+  archived: boolean,
+): Promise<number> {
   const row = await db
     .selectFrom("conversation_members as cm")
     .innerJoin("conversations as c", "c.id", "cm.conversation_id")
@@ -123,7 +131,10 @@ export type ParticipantRow = {
 }
 
 /** Members of these conversations with their public profile, in join order. */
-export async function participantsOf(db: Kysely<Database>, conversationIds: string[]): Promise<ParticipantRow[]> {
+export async function participantsOf(
+  db: Kysely<Database>,
+  conversationIds: string[],
+): Promise<ParticipantRow[]> {
   if (conversationIds.length === 0) return []
   return (await db
     .selectFrom("conversation_members as cm")

@@ -31,11 +31,15 @@ export const conversationsRoutes = (deps: Deps) => {
     ] as const
   return new Elysia({ name: "conversations", prefix: "/conversations", detail: { tags: ["conversations"] } })
     .use(authPlugin(deps))
-    .get("", ({ principal, query }) => listConversations(deps, principal.userId, { ...query, archived: false }), {
-      auth: true,
-      query: listQuery,
-      detail: { summary: "The caller's conversations: pinned, then newest activity first" },
-    })
+    .get(
+      "",
+      ({ principal, query }) => listConversations(deps, principal.userId, { ...query, archived: false }),
+      {
+        auth: true,
+        query: listQuery,
+        detail: { summary: "The caller's conversations: pinned, then newest activity first" },
+      },
+    )
     .get(
       "/archived",
       ({ principal, query }) => listConversations(deps, principal.userId, { ...query, archived: true }),
@@ -44,7 +48,9 @@ export const conversationsRoutes = (deps: Deps) => {
     .post("", ({ principal, body }) => createConversation(deps, principal.userId, body), {
       auth: true,
       body: createBody,
-      detail: { summary: "Create a group, or open the direct conversation with one user (existing one returned)" },
+      detail: {
+        summary: "Create a group, or open the direct conversation with one user (existing one returned)",
+      },
     })
     .get("/:id", ({ principal, params }) => getConversation(deps, principal.userId, params.id), {
       auth: true,
@@ -60,14 +66,20 @@ export const conversationsRoutes = (deps: Deps) => {
       {
         auth: true,
         query: historyQuery,
-        detail: { summary: "A page of history, ascending (keyset on seq: limit + before, or after / since_seq)" },
+        detail: {
+          summary: "A page of history, ascending (keyset on seq: limit + before, or after / since_seq)",
+        },
       },
     )
-    .put("/:id/read", ({ principal, params, body }) => markConversationRead(deps, principal.userId, params.id, body?.seq), {
-      auth: true,
-      body: readBody,
-      detail: { summary: "Mark read (the caller's read watermark moves to the newest message, or to seq)" },
-    })
+    .put(
+      "/:id/read",
+      ({ principal, params, body }) => markConversationRead(deps, principal.userId, params.id, body?.seq),
+      {
+        auth: true,
+        body: readBody,
+        detail: { summary: "Mark read (the caller's read watermark moves to the newest message, or to seq)" },
+      },
+    )
     .put(...flag("archive", "Archive for the caller"))
     .put(...flag("unarchive", "Unarchive for the caller"))
     .put(
@@ -76,10 +88,15 @@ export const conversationsRoutes = (deps: Deps) => {
         let until: number | null = null
         if (body?.until) until = Date.parse(body.until)
         else if (body?.duration) until = deps.clock.now() + body.duration * 1000
-        if (until !== null && !Number.isFinite(until)) throw badRequest("conversation.invalid_mute", "until is not a date")
+        if (until !== null && !Number.isFinite(until))
+          throw badRequest("conversation.invalid_mute", "until is not a date")
         return updateConversationFlag(deps, principal.userId, params.id, { op: "mute", until })
       },
-      { auth: true, body: muteBody, detail: { summary: "Mute for the caller (until a time, or until unmuted)" } },
+      {
+        auth: true,
+        body: muteBody,
+        detail: { summary: "Mute for the caller (until a time, or until unmuted)" },
+      },
     )
     .put(...flag("unmute", "Unmute for the caller"))
     .put(

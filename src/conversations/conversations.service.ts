@@ -1,7 +1,12 @@
 import { iso } from "../clock.ts"
 import type { Deps } from "../deps.ts"
 import { badRequest, notFound } from "../errors.ts"
-import { findMessageViews, hiddenAmong, type MessageView, newestVisibleMessage } from "../messages/messages.repository.ts"
+import {
+  findMessageViews,
+  hiddenAmong,
+  type MessageView,
+  newestVisibleMessage,
+} from "../messages/messages.repository.ts"
 import { encodeCursor } from "../sync/sync.cursor.ts"
 import { appendChanges } from "../sync/sync.repository.ts"
 import { requireMembership } from "./conversations.access.ts"
@@ -166,7 +171,10 @@ export async function renderConversations(
   return Promise.all(
     rows.map(async (c) => {
       let last = c.last_message_id ? lastById.get(c.last_message_id) : undefined
-      if (last && (hidden.has(last.id) || Number(last.seq) <= Number(c.cleared_seq) || last.deleted_at !== null)) {
+      if (
+        last &&
+        (hidden.has(last.id) || Number(last.seq) <= Number(c.cleared_seq) || last.deleted_at !== null)
+      ) {
         last =
           Number(c.last_seq) > Number(c.cleared_seq)
             ? await newestVisibleMessage(db, c.id, userId, Number(c.cleared_seq))
@@ -220,8 +228,12 @@ export async function createConversation(deps: Deps, userId: string, input: Crea
   const requested = input.participant_ids ?? input.participantIds ?? []
   const others = [...new Set(requested.filter((id) => typeof id === "string" && id !== userId))]
   if (type === "DIRECT" && others.length !== 1)
-    throw badRequest("conversation.invalid_participants", "A direct conversation needs exactly one other participant")
-  if (others.length > 1000) throw badRequest("conversation.too_many_participants", "At most 1000 participants")
+    throw badRequest(
+      "conversation.invalid_participants",
+      "A direct conversation needs exactly one other participant",
+    )
+  if (others.length > 1000)
+    throw badRequest("conversation.too_many_participants", "At most 1000 participants")
   const known = await existingUserIds(db, others)
   const unknown = others.filter((id) => !known.has(id))
   if (unknown.length) throw notFound("user.not_found", "User not found")
@@ -235,7 +247,17 @@ export async function createConversation(deps: Deps, userId: string, input: Crea
     const result = await db.transaction().execute(async (trx) => {
       await trx
         .insertInto("conversations")
-        .values({ id, type, name: null, avatar_url: null, description: null, created_by: userId, direct_key: directKey, created_at: now, updated_at: now })
+        .values({
+          id,
+          type,
+          name: null,
+          avatar_url: null,
+          description: null,
+          created_by: userId,
+          direct_key: directKey,
+          created_at: now,
+          updated_at: now,
+        })
         .onConflict((oc) => oc.column("direct_key").doNothing())
         .execute()
       const conversation = await trx
@@ -252,7 +274,15 @@ export async function createConversation(deps: Deps, userId: string, input: Crea
       if (missing.length)
         await trx
           .insertInto("conversation_members")
-          .values(missing.map((u) => ({ conversation_id: conversation.id, user_id: u, role: "MEMBER" as const, joined_at: now, updated_at: now })))
+          .values(
+            missing.map((u) => ({
+              conversation_id: conversation.id,
+              user_id: u,
+              role: "MEMBER" as const,
+              joined_at: now,
+              updated_at: now,
+            })),
+          )
           .onConflict((oc) => oc.columns(["conversation_id", "user_id"]).doNothing())
           .execute()
       // Re-opening a chat the caller had deleted brings it back into their list.
@@ -260,7 +290,11 @@ export async function createConversation(deps: Deps, userId: string, input: Crea
       const positions = await appendChanges(
         trx,
         dialect,
-        missing.map((u) => ({ conversationId: conversation.id, kind: "member.added" as const, data: { user_id: u } })),
+        missing.map((u) => ({
+          conversationId: conversation.id,
+          kind: "member.added" as const,
+          data: { user_id: u },
+        })),
         now,
       )
       return { conversationId: conversation.id, added: missing, positions }
@@ -314,10 +348,21 @@ export async function createConversation(deps: Deps, userId: string, input: Crea
  * Hook for who may start a conversation with whom (blocks). Blocks arrive with the accounts feature; until
  * then anyone may.
  */
-async function assertCanStartConversation(_deps: Deps, _userId: string, _type: ConversationType, _others: string[]) {}
+async function assertCanStartConversation(
+  _deps: Deps,
+  _userId: string,
+  _type: ConversationType,
+  _others: string[],
+) {}
 
 /** Announces membership changes: first `membership.changed` (the hub updates who gets what), then the feed event. */
-function announceMembers(deps: Deps, conversationId: string, added: string[], removed: string[], positions: number[]) {
+function announceMembers(
+  deps: Deps,
+  conversationId: string,
+  added: string[],
+  removed: string[],
+  positions: number[],
+) {
   if (added.length === 0 && removed.length === 0) return
   deps.events.emit({ type: "membership.changed", conversationId, added, removed })
   const cursor = positions.length ? encodeCursor(Math.max(...positions)) : undefined
@@ -386,16 +431,32 @@ export async function leaveConversation(deps: Deps, userId: string, conversation
 }
 
 /** Applies a change to the caller's own membership row, records it in their feed and tells their other devices. */
-async function changeMemberState(deps: Deps, userId: string, membership: MembershipView, patch: MemberStatePatch) {
+async function changeMemberState(
+  deps: Deps,
+  userId: string,
+  membership: MembershipView,
+  patch: MemberStatePatch,
+) {
   const { db, dialect } = deps.database
   const now = deps.clock.now()
   const [pos] = await db.transaction().execute(async (trx) => {
     await updateMemberState(trx, membership.id, userId, patch, now)
-    return appendChanges(trx, dialect, [{ conversationId: membership.id, userId, kind: "conversation.state" }], now)
+    return appendChanges(
+      trx,
+      dialect,
+      [{ conversationId: membership.id, userId, kind: "conversation.state" }],
+      now,
+    )
   })
   const updated = (await findMembership(db, membership.id, userId))!
   const state = memberStateJson(updated, now)
-  deps.events.emit({ type: "users", userIds: [userId], name: "conversation:updated", data: state, cursor: encodeCursor(pos!) })
+  deps.events.emit({
+    type: "users",
+    userIds: [userId],
+    name: "conversation:updated",
+    data: state,
+    cursor: encodeCursor(pos!),
+  })
   return state
 }
 
@@ -432,7 +493,12 @@ export type FlagOperation =
   | { op: "favorite"; value?: boolean }
 
 /** Applies a per-user flag operation (CONTRACT A3: never global). */
-export async function updateConversationFlag(deps: Deps, userId: string, conversationId: string, operation: FlagOperation) {
+export async function updateConversationFlag(
+  deps: Deps,
+  userId: string,
+  conversationId: string,
+  operation: FlagOperation,
+) {
   const membership = await requireMembership(deps, conversationId, userId, { hide: true })
   const now = deps.clock.now()
   let patch: MemberStatePatch

@@ -52,14 +52,22 @@ export const messageViews = (db: Kysely<Database>) =>
     .selectFrom("messages as m")
     .leftJoin("users as u", "u.id", "m.sender_id")
     .select(messageColumns)
-    .select(["u.display_name as sender_name", "u.phone_number as sender_phone", "u.avatar_url as sender_avatar"])
+    .select([
+      "u.display_name as sender_name",
+      "u.phone_number as sender_phone",
+      "u.avatar_url as sender_avatar",
+    ])
 
 /** The messages with these ids (any order; unknown ids are left out). */
 export async function findMessageViews(db: Kysely<Database>, ids: string[]): Promise<MessageView[]> {
   if (ids.length === 0) return []
   const out: MessageView[] = []
   for (let i = 0; i < ids.length; i += 500)
-    out.push(...((await messageViews(db).where("m.id", "in", ids.slice(i, i + 500)).execute()) as MessageView[]))
+    out.push(
+      ...((await messageViews(db)
+        .where("m.id", "in", ids.slice(i, i + 500))
+        .execute()) as MessageView[]),
+    )
   return out
 }
 
@@ -109,14 +117,24 @@ export async function listHistory(db: Kysely<Database>, q: HistoryQuery): Promis
     )
   if (q.beforeSeq !== undefined) query = query.where("m.seq", "<", q.beforeSeq)
   if (q.afterSeq !== undefined) {
-    return (await query.orderBy("m.seq", "asc").limit(q.limit + 1).execute()) as MessageView[]
+    return (await query
+      .orderBy("m.seq", "asc")
+      .limit(q.limit + 1)
+      .execute()) as MessageView[]
   }
-  const rows = (await query.orderBy("m.seq", "desc").limit(q.limit + 1).execute()) as MessageView[]
+  const rows = (await query
+    .orderBy("m.seq", "desc")
+    .limit(q.limit + 1)
+    .execute()) as MessageView[]
   return rows
 }
 
 /** Which of these messages the user starred. */
-export async function starredAmong(db: Kysely<Database>, userId: string, ids: string[]): Promise<Set<string>> {
+export async function starredAmong(
+  db: Kysely<Database>,
+  userId: string,
+  ids: string[],
+): Promise<Set<string>> {
   if (ids.length === 0) return new Set()
   const rows = await db
     .selectFrom("message_stars")

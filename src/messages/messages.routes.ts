@@ -30,13 +30,19 @@ export const messagesRoutes = (deps: Deps) =>
     .post("", async ({ principal, body }) => (await sendMessage(deps, principal.userId, body)).message, {
       auth: true,
       body: sendBody,
-      detail: { summary: "Send a message (answered after it is committed; idempotent with client_message_id)" },
+      detail: {
+        summary: "Send a message (answered after it is committed; idempotent with client_message_id)",
+      },
     })
-    .get("/starred", ({ principal, query }) => listStarred(deps, principal.userId, query.limit, query.offset), {
-      auth: true,
-      query: starredQuery,
-      detail: { summary: "The caller's starred messages, newest star first" },
-    })
+    .get(
+      "/starred",
+      ({ principal, query }) => listStarred(deps, principal.userId, query.limit, query.offset),
+      {
+        auth: true,
+        query: starredQuery,
+        detail: { summary: "The caller's starred messages, newest star first" },
+      },
+    )
     .get(
       "/search",
       ({ principal, query }) =>
@@ -46,28 +52,50 @@ export const messagesRoutes = (deps: Deps) =>
           limit: query.limit,
           cursor: query.cursor,
         }),
-      { auth: true, query: searchQuery, detail: { summary: "Full-text search in the caller's conversations, newest first" } },
+      {
+        auth: true,
+        query: searchQuery,
+        detail: { summary: "Full-text search in the caller's conversations, newest first" },
+      },
     )
     .post(
       "/forward",
-      ({ principal, body }) => forwardMessages(deps, principal.userId, body.message_ids, body.conversation_id),
-      { auth: true, body: forwardBody, detail: { summary: "Forward messages into a conversation of the caller" } },
+      ({ principal, body }) =>
+        forwardMessages(deps, principal.userId, body.message_ids, body.conversation_id),
+      {
+        auth: true,
+        body: forwardBody,
+        detail: { summary: "Forward messages into a conversation of the caller" },
+      },
     )
     .post(
       "/read",
-      ({ principal, body }) => markMessagesRead(deps, principal.userId, body.message_ids, body.conversation_id),
-      { auth: true, body: readMessagesBody, detail: { summary: "Mark messages read (moves the read watermark)" } },
+      ({ principal, body }) =>
+        markMessagesRead(deps, principal.userId, body.message_ids, body.conversation_id),
+      {
+        auth: true,
+        body: readMessagesBody,
+        detail: { summary: "Mark messages read (moves the read watermark)" },
+      },
     )
-    .put("/:id", ({ principal, params, body }) => editMessage(deps, principal.userId, params.id, body.content), {
-      auth: true,
-      body: editBody,
-      detail: { summary: "Edit the caller's own message" },
-    })
-    .delete("/:id", ({ principal, params, query }) => deleteMessage(deps, principal.userId, params.id, query.scope), {
-      auth: true,
-      query: deleteQuery,
-      detail: { summary: "Delete for everyone (sender, group FOUNDER/MODERATOR) or hide for the caller" },
-    })
+    .put(
+      "/:id",
+      ({ principal, params, body }) => editMessage(deps, principal.userId, params.id, body.content),
+      {
+        auth: true,
+        body: editBody,
+        detail: { summary: "Edit the caller's own message" },
+      },
+    )
+    .delete(
+      "/:id",
+      ({ principal, params, query }) => deleteMessage(deps, principal.userId, params.id, query.scope),
+      {
+        auth: true,
+        query: deleteQuery,
+        detail: { summary: "Delete for everyone (sender, group FOUNDER/MODERATOR) or hide for the caller" },
+      },
+    )
     .post("/:id/star", ({ principal, params }) => setStar(deps, principal.userId, params.id, true), {
       auth: true,
       detail: { summary: "Star for the caller" },
@@ -79,5 +107,9 @@ export const messagesRoutes = (deps: Deps) =>
     .put(
       "/:id/status",
       ({ principal, params, body }) => setMessageStatus(deps, principal.userId, params.id, body.status),
-      { auth: true, body: statusBody, detail: { summary: "DELIVERED or READ: moves the caller's watermark" } },
+      {
+        auth: true,
+        body: statusBody,
+        detail: { summary: "DELIVERED or READ: moves the caller's watermark" },
+      },
     )

@@ -4,14 +4,25 @@ import { t } from "elysia"
 export const sendBody = t.Object({
   conversation_id: t.String(),
   content: t.Optional(t.Nullable(t.String({ maxLength: 65536 }))),
-  message_type: t.Optional(t.String({ description: "TEXT, IMAGE, VIDEO, AUDIO, DOCUMENT, VOICE, LOCATION, CONTACT or SYSTEM (any case; unknown: TEXT)" })),
+  message_type: t.Optional(
+    t.String({
+      description:
+        "TEXT, IMAGE, VIDEO, AUDIO, DOCUMENT, VOICE, LOCATION, CONTACT or SYSTEM (any case; unknown: TEXT)",
+    }),
+  ),
   media_url: t.Optional(t.Nullable(t.String({ maxLength: 4000 }))),
   thumbnail_url: t.Optional(t.Nullable(t.String({ maxLength: 4000 }))),
   audio_duration: t.Optional(t.Nullable(t.Number())),
-  reply_to_id: t.Optional(t.Nullable(t.String({ description: "a message of the same conversation; others (temp ids) are ignored" }))),
+  reply_to_id: t.Optional(
+    t.Nullable(
+      t.String({ description: "a message of the same conversation; others (temp ids) are ignored" }),
+    ),
+  ),
   is_encrypted: t.Optional(t.Boolean()),
   client_message_id: t.Optional(
-    t.Nullable(t.String({ maxLength: 200, description: "makes the send idempotent: a retry returns the original" })),
+    t.Nullable(
+      t.String({ maxLength: 200, description: "makes the send idempotent: a retry returns the original" }),
+    ),
   ),
 })
 

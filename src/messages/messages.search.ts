@@ -21,7 +21,11 @@ function decodeKey(cursor: string | undefined): SearchKey | null {
   if (!cursor) return null
   try {
     const k = JSON.parse(Buffer.from(cursor, "base64url").toString()) as SearchKey
-    if (typeof k === "object" && k && (typeof k.rid === "number" || (typeof k.t === "number" && typeof k.i === "string")))
+    if (
+      typeof k === "object" &&
+      k &&
+      (typeof k.rid === "number" || (typeof k.t === "number" && typeof k.i === "string"))
+    )
       return k
   } catch {}
   throw badRequest("search.invalid_cursor", "The search cursor is not one this server issued.")
@@ -36,7 +40,12 @@ function decodeKey(cursor: string | undefined): SearchKey | null {
 export async function searchMessages(deps: Deps, userId: string, params: SearchParams) {
   const db = deps.database.db
   const limit = Math.min(Math.max(Math.trunc(params.limit ?? 50), 1), 100)
-  const words = (params.q.normalize("NFKC").toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []).slice(0, 10)
+  const words = (
+    params.q
+      .normalize("NFKC")
+      .toLowerCase()
+      .match(/[\p{L}\p{N}]+/gu) ?? []
+  ).slice(0, 10)
   let scope: { id: string; cleared_seq: number }[]
   if (params.conversationId) {
     const m = await requireMembership(deps, params.conversationId, userId)
@@ -66,13 +75,18 @@ export async function searchMessages(deps: Deps, userId: string, params: SearchP
       const match =
         (inQuery ? `conv : (${scope.map((s) => conversationToken(s.id)).join(" OR ")}) AND ` : "") +
         `body : (${words.map((w) => `"${w}"*`).join(" AND ")})`
-      const rows = await sql<{ rid: number }>`select rowid as rid from messages_fts where messages_fts match ${match}
+      const rows = await sql<{
+        rid: number
+      }>`select rowid as rid from messages_fts where messages_fts match ${match}
         and rowid < ${key?.rid ?? Number.MAX_SAFE_INTEGER} order by rowid desc limit ${want}`.execute(db)
       const rids = rows.rows.map((r) => Number(r.rid))
       const byRid = new Map(
         rids.length
           ? (
-              await sql<{ rid: number; id: string }>`select rid, id from messages where rid in (${sql.join(rids)})`.execute(db)
+              await sql<{
+                rid: number
+                id: string
+              }>`select rid, id from messages where rid in (${sql.join(rids)})`.execute(db)
             ).rows.map((r) => [Number(r.rid), r.id] as const)
           : [],
       )

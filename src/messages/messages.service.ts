@@ -1,6 +1,10 @@
 import type { Kysely } from "kysely"
 import { conversationErrors, requireMembership } from "../conversations/conversations.access.ts"
-import { advanceDelivered, advanceRead, type MembershipView } from "../conversations/conversations.repository.ts"
+import {
+  advanceDelivered,
+  advanceRead,
+  type MembershipView,
+} from "../conversations/conversations.repository.ts"
 import { type BatchOutcome, createWriteBatcher, type WriteBatcher } from "../db/write-batcher.ts"
 import type { Database } from "../db/schema.ts"
 import type { Deps } from "../deps.ts"
@@ -175,7 +179,10 @@ async function commitSends(deps: Deps, items: SendItem[]): Promise<BatchOutcome<
   type Stored = { index: number; item: SendItem; seq: number; pos: number }
   const stored: Stored[] = []
   const duplicates = new Map<number, string>() // item index → key of the item or row that owns its client id
-  const senders = new Map<string, { display_name: string | null; phone_number: string; avatar_url: string | null }>()
+  const senders = new Map<
+    string,
+    { display_name: string | null; phone_number: string; avatar_url: string | null }
+  >()
 
   await db.transaction().execute(async (trx) => {
     const senderIds = [...new Set(items.map((i) => i.senderId))]
@@ -360,7 +367,10 @@ async function commitSends(deps: Deps, items: SendItem[]): Promise<BatchOutcome<
       }
       const existing = await findByClientId(db, item.senderId, item.clientMessageId!)
       outcomes[index] = existing
-        ? { ok: true, value: { message: await serializeOne(db, existing, item.senderId), created: false, cursor: null } }
+        ? {
+            ok: true,
+            value: { message: await serializeOne(db, existing, item.senderId), created: false, cursor: null },
+          }
         : { ok: false, error: messageErrors.notFound() }
     }
   }
@@ -368,7 +378,11 @@ async function commitSends(deps: Deps, items: SendItem[]): Promise<BatchOutcome<
 }
 
 /** Serializes messages for one viewer: statuses from watermarks, the viewer's stars, reply previews. */
-export async function serializeFor(db: Kysely<Database>, views: MessageView[], viewerId: string): Promise<MessageJson[]> {
+export async function serializeFor(
+  db: Kysely<Database>,
+  views: MessageView[],
+  viewerId: string,
+): Promise<MessageJson[]> {
   if (views.length === 0) return []
   const ids = views.map((v) => v.id)
   const replyIds = [...new Set(views.map((v) => v.reply_to_id).filter((id): id is string => !!id))]
@@ -416,7 +430,12 @@ export type HistoryParams = {
 }
 
 /** A page of a conversation's history, ascending within the page. */
-export async function listConversationMessages(deps: Deps, userId: string, conversationId: string, p: HistoryParams) {
+export async function listConversationMessages(
+  deps: Deps,
+  userId: string,
+  conversationId: string,
+  p: HistoryParams,
+) {
   const db = deps.database.db
   const membership = await requireMembership(deps, conversationId, userId)
   const limit = Math.min(Math.max(Math.trunc(p.limit ?? 50), 1), 200)
@@ -450,12 +469,24 @@ export async function listConversationMessages(deps: Deps, userId: string, conve
 }
 
 /** Announces a change to a message's members (after commit). */
-function announce(deps: Deps, conversationId: string, name: string, data: Record<string, unknown>, pos: number, userIds?: string[]) {
+function announce(
+  deps: Deps,
+  conversationId: string,
+  name: string,
+  data: Record<string, unknown>,
+  pos: number,
+  userIds?: string[],
+) {
   deps.events.emit({ type: "conversation", conversationId, name, data, cursor: encodeCursor(pos), userIds })
 }
 
 /** Edits the caller's own message (marks it edited) and announces `message:updated`. */
-export async function editMessage(deps: Deps, userId: string, messageId: string, content: string): Promise<MessageJson> {
+export async function editMessage(
+  deps: Deps,
+  userId: string,
+  messageId: string,
+  content: string,
+): Promise<MessageJson> {
   const { db, dialect } = deps.database
   const { view } = await requireVisibleMessage(deps, userId, messageId)
   if (view.sender_id !== userId) throw messageErrors.notSender()
@@ -466,7 +497,12 @@ export async function editMessage(deps: Deps, userId: string, messageId: string,
       .set({ content, edited_at: now, updated_at: now })
       .where("id", "=", messageId)
       .execute()
-    return appendChanges(trx, dialect, [{ conversationId: view.conversation_id, kind: "message.updated", messageId }], now)
+    return appendChanges(
+      trx,
+      dialect,
+      [{ conversationId: view.conversation_id, kind: "message.updated", messageId }],
+      now,
+    )
   })
   const message = await serializeOne(db, { ...view, content, edited_at: now, updated_at: now }, userId)
   announce(deps, view.conversation_id, "message:updated", realtimeMessage(message), pos!)
@@ -479,16 +515,30 @@ const moderatorRoles = new Set(["FOUNDER", "MODERATOR"])
  * Deletes a message: for everyone when the caller sent it (or moderates the group: FOUNDER, MODERATOR),
  * otherwise — or with `scope: "me"` — hides it for the caller only (CONTRACT A3).
  */
-export async function deleteMessage(deps: Deps, userId: string, messageId: string, scope?: "me" | "everyone") {
+export async function deleteMessage(
+  deps: Deps,
+  userId: string,
+  messageId: string,
+  scope?: "me" | "everyone",
+) {
   const { db, dialect } = deps.database
   const { view, membership } = await requireVisibleMessage(deps, userId, messageId)
   const mayDeleteForAll =
     view.sender_id === userId || (membership.type === "GROUP" && moderatorRoles.has(membership.role))
   if (scope === "everyone" && !mayDeleteForAll)
-    throw forbidden("message.not_allowed", "Only the sender or a group moderator can delete this message for everyone")
+    throw forbidden(
+      "message.not_allowed",
+      "Only the sender or a group moderator can delete this message for everyone",
+    )
   const forEveryone = mayDeleteForAll && scope !== "me"
   const now = deps.clock.now()
-  const ids = { id: messageId, messageId, message_id: messageId, conversationId: view.conversation_id, conversation_id: view.conversation_id }
+  const ids = {
+    id: messageId,
+    messageId,
+    message_id: messageId,
+    conversationId: view.conversation_id,
+    conversation_id: view.conversation_id,
+  }
   if (forEveryone) {
     const [pos] = await db.transaction().execute(async (trx) => {
       await trx
@@ -509,7 +559,12 @@ export async function deleteMessage(deps: Deps, userId: string, messageId: strin
           .where("id", "=", view.conversation_id)
           .execute()
       }
-      return appendChanges(trx, dialect, [{ conversationId: view.conversation_id, kind: "message.deleted", messageId }], now)
+      return appendChanges(
+        trx,
+        dialect,
+        [{ conversationId: view.conversation_id, kind: "message.deleted", messageId }],
+        now,
+      )
     })
     announce(deps, view.conversation_id, "message:deleted", { ...ids, scope: "everyone" }, pos!)
     return { success: true, message: "Message deleted", scope: "everyone" as const }
@@ -517,7 +572,12 @@ export async function deleteMessage(deps: Deps, userId: string, messageId: strin
   const [pos] = await db.transaction().execute(async (trx) => {
     await trx
       .insertInto("message_hides")
-      .values({ user_id: userId, message_id: messageId, conversation_id: view.conversation_id, created_at: now })
+      .values({
+        user_id: userId,
+        message_id: messageId,
+        conversation_id: view.conversation_id,
+        created_at: now,
+      })
       .onConflict((oc) => oc.columns(["user_id", "message_id"]).doNothing())
       .execute()
     return appendChanges(
@@ -532,7 +592,12 @@ export async function deleteMessage(deps: Deps, userId: string, messageId: strin
 }
 
 /** Forwards messages the caller can see into a conversation they are in (copies marked forwarded). */
-export async function forwardMessages(deps: Deps, userId: string, messageIds: string[], conversationId: string) {
+export async function forwardMessages(
+  deps: Deps,
+  userId: string,
+  messageIds: string[],
+  conversationId: string,
+) {
   await requireMembership(deps, conversationId, userId)
   const sources: MessageView[] = []
   for (const id of [...new Set(messageIds)].slice(0, 100)) {
@@ -576,14 +641,32 @@ export async function setStar(deps: Deps, userId: string, messageId: string, sta
     if (starred)
       await trx
         .insertInto("message_stars")
-        .values({ user_id: userId, message_id: messageId, conversation_id: view.conversation_id, created_at: now })
+        .values({
+          user_id: userId,
+          message_id: messageId,
+          conversation_id: view.conversation_id,
+          created_at: now,
+        })
         .onConflict((oc) => oc.columns(["user_id", "message_id"]).doNothing())
         .execute()
-    else await trx.deleteFrom("message_stars").where("user_id", "=", userId).where("message_id", "=", messageId).execute()
+    else
+      await trx
+        .deleteFrom("message_stars")
+        .where("user_id", "=", userId)
+        .where("message_id", "=", messageId)
+        .execute()
     return appendChanges(
       trx,
       dialect,
-      [{ conversationId: view.conversation_id, userId, kind: "message.starred", messageId, data: { starred } }],
+      [
+        {
+          conversationId: view.conversation_id,
+          userId,
+          kind: "message.starred",
+          messageId,
+          data: { starred },
+        },
+      ],
       now,
     )
   })
@@ -591,7 +674,13 @@ export async function setStar(deps: Deps, userId: string, messageId: string, sta
     type: "users",
     userIds: [userId],
     name: "message:starred",
-    data: { id: messageId, message_id: messageId, messageId, conversation_id: view.conversation_id, is_starred: starred },
+    data: {
+      id: messageId,
+      message_id: messageId,
+      messageId,
+      conversation_id: view.conversation_id,
+      is_starred: starred,
+    },
     cursor: encodeCursor(pos!),
   })
   return { success: true, message: starred ? "Message starred" : "Message unstarred", is_starred: starred }
@@ -614,15 +703,28 @@ export async function listStarred(deps: Deps, userId: string, limit = 50, offset
     .where((eb) =>
       eb.not(
         eb.exists(
-          eb.selectFrom("message_hides as h").select("h.message_id").where("h.user_id", "=", userId).whereRef("h.message_id", "=", "m.id"),
+          eb
+            .selectFrom("message_hides as h")
+            .select("h.message_id")
+            .where("h.user_id", "=", userId)
+            .whereRef("h.message_id", "=", "m.id"),
         ),
       ),
     )
   const [rows, count] = await Promise.all([
-    visible.select(["s.message_id"]).orderBy("s.created_at", "desc").orderBy("s.message_id", "desc").limit(limit).offset(offset).execute(),
+    visible
+      .select(["s.message_id"])
+      .orderBy("s.created_at", "desc")
+      .orderBy("s.message_id", "desc")
+      .limit(limit)
+      .offset(offset)
+      .execute(),
     visible.select((eb) => eb.fn.countAll().as("n")).executeTakeFirst(),
   ])
-  const views = await findMessageViews(db, rows.map((r) => r.message_id))
+  const views = await findMessageViews(
+    db,
+    rows.map((r) => r.message_id),
+  )
   const order = new Map(rows.map((r, i) => [r.message_id, i]))
   views.sort((a, b) => order.get(a.id)! - order.get(b.id)!)
   const messages = await serializeFor(db, views, userId)
@@ -640,7 +742,12 @@ export async function markConversationRead(deps: Deps, userId: string, conversat
 }
 
 /** Moves the caller's delivered watermark in a conversation to `seq` (socket acks, `PUT /messages/:id/status`). */
-export async function markConversationDelivered(deps: Deps, userId: string, conversationId: string, seq: number) {
+export async function markConversationDelivered(
+  deps: Deps,
+  userId: string,
+  conversationId: string,
+  seq: number,
+) {
   const membership = await requireMembership(deps, conversationId, userId, { hide: true })
   const target = Math.min(seq, Number(membership.last_seq))
   const previous = Number(membership.last_delivered_seq)
@@ -671,7 +778,10 @@ async function moveWatermark(
       .where("conversation_id", "=", conversationId)
       .where("user_id", "=", userId)
       .executeTakeFirstOrThrow()
-    const marks = { last_read_seq: Number(row.last_read_seq), last_delivered_seq: Number(row.last_delivered_seq) }
+    const marks = {
+      last_read_seq: Number(row.last_read_seq),
+      last_delivered_seq: Number(row.last_delivered_seq),
+    }
     const [pos] = await appendChanges(
       trx,
       dialect,
@@ -720,12 +830,18 @@ export async function setMessageStatus(deps: Deps, userId: string, messageId: st
   const { view } = await requireVisibleMessage(deps, userId, messageId)
   const upper = status.toUpperCase()
   if (upper === "READ") await markConversationRead(deps, userId, view.conversation_id, Number(view.seq))
-  else if (upper === "DELIVERED") await markConversationDelivered(deps, userId, view.conversation_id, Number(view.seq))
+  else if (upper === "DELIVERED")
+    await markConversationDelivered(deps, userId, view.conversation_id, Number(view.seq))
   return { success: true }
 }
 
 /** `POST /messages/read`: marks read up to the newest of the given messages in each of their conversations. */
-export async function markMessagesRead(deps: Deps, userId: string, messageIds: string[], conversationId?: string) {
+export async function markMessagesRead(
+  deps: Deps,
+  userId: string,
+  messageIds: string[],
+  conversationId?: string,
+) {
   const db = deps.database.db
   const views = await findMessageViews(db, [...new Set(messageIds)].slice(0, 1000))
   const top = new Map<string, number>()
@@ -739,7 +855,9 @@ export async function markMessagesRead(deps: Deps, userId: string, messageIds: s
     if (!membership) continue
     const before = Number(membership.last_read_seq)
     await markConversationRead(deps, userId, cid, seq)
-    updated += views.filter((v) => v.conversation_id === cid && Number(v.seq) > before && Number(v.seq) <= seq).length
+    updated += views.filter(
+      (v) => v.conversation_id === cid && Number(v.seq) > before && Number(v.seq) <= seq,
+    ).length
   }
   return { success: true, updated }
 }
@@ -748,4 +866,3 @@ export async function markMessagesRead(deps: Deps, userId: string, messageIds: s
 export async function drainSends(deps: Deps): Promise<void> {
   await batchers.get(deps)?.drain()
 }
-

@@ -54,7 +54,10 @@ export const replyPreview = (m: MessageView): ReplyPreview => ({
  * One status per message, as the original and the app have it: READ once any member other than the sender
  * has read up to it, DELIVERED once any has received it, else SENT. Derived from watermarks, never stored.
  */
-export function statusOf(m: { conversation_id: string; seq: number; sender_id: string | null }, marks: Watermark[]) {
+export function statusOf(
+  m: { conversation_id: string; seq: number; sender_id: string | null },
+  marks: Watermark[],
+) {
   let delivered = false
   for (const w of marks) {
     if (w.conversation_id !== m.conversation_id || w.user_id === m.sender_id) continue

@@ -8,10 +8,15 @@ import { listChangesSince } from "./sync.service.ts"
 export const syncRoutes = (deps: Deps) =>
   new Elysia({ name: "sync", prefix: "/sync", detail: { tags: ["sync"] } })
     .use(authPlugin(deps))
-    .get("", ({ principal, query }) => listChangesSince(deps, principal.userId, query.since ?? query.cursor, query.limit), {
-      auth: true,
-      query: syncQuery,
-      detail: {
-        summary: "Everything that changed for the caller since a cursor, in order, with the next cursor",
+    .get(
+      "",
+      ({ principal, query }) =>
+        listChangesSince(deps, principal.userId, query.since ?? query.cursor, query.limit),
+      {
+        auth: true,
+        query: syncQuery,
+        detail: {
+          summary: "Everything that changed for the caller since a cursor, in order, with the next cursor",
+        },
       },
-    })
+    )

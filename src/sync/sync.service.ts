@@ -51,7 +51,10 @@ async function renderChanges(deps: Deps, userId: string, rows: ChangeRow[]): Pro
     ...new Set(rows.filter((r) => r.kind.startsWith("message.") && r.message_id).map((r) => r.message_id!)),
   ]
   const views = await findMessageViews(db, messageIds)
-  const [messages, hidden] = await Promise.all([serializeFor(db, views, userId), hiddenAmong(db, userId, messageIds)])
+  const [messages, hidden] = await Promise.all([
+    serializeFor(db, views, userId),
+    hiddenAmong(db, userId, messageIds),
+  ])
   const byId = new Map(messages.map((m) => [m.id, m]))
   const clearedSeq = new Map<string, number>()
   const stateRows = new Map<string, ReturnType<typeof memberStateJson> | null>()
@@ -73,7 +76,11 @@ async function renderChanges(deps: Deps, userId: string, rows: ChangeRow[]): Pro
       case "message.deleted": {
         const message = byId.get(r.message_id!)
         // Gone (conversation deleted), hidden for the caller, or before their clear point: nothing to show.
-        if (!message || hidden.has(message.id) || message.seq <= (clearedSeq.get(message.conversation_id) ?? 0))
+        if (
+          !message ||
+          hidden.has(message.id) ||
+          message.seq <= (clearedSeq.get(message.conversation_id) ?? 0)
+        )
           continue
         out.push({ ...base, data: { message } })
         break

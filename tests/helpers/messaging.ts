@@ -19,7 +19,12 @@ export async function directChat(server: TestServer, a: SignedUpUser, b: SignedU
 }
 
 /** Creates a group of `founder` with `members`; returns its id. */
-export async function group(server: TestServer, founder: SignedUpUser, members: SignedUpUser[], name = "Group") {
+export async function group(
+  server: TestServer,
+  founder: SignedUpUser,
+  members: SignedUpUser[],
+  name = "Group",
+) {
   const res = await server.api("POST", "/api/conversations", {
     token: founder.accessToken,
     body: { type: "GROUP", name, participant_ids: members.map((m) => m.user.id) },
@@ -45,13 +50,21 @@ export async function send(
 }
 
 /** The whole visible history of a conversation for a user, ascending. */
-export async function history(server: TestServer, user: SignedUpUser, conversationId: string): Promise<any[]> {
+export async function history(
+  server: TestServer,
+  user: SignedUpUser,
+  conversationId: string,
+): Promise<any[]> {
   const out: any[] = []
   let after = 0
   for (;;) {
-    const res = await server.api("GET", `/api/conversations/${conversationId}/messages?since_seq=${after}&limit=200`, {
-      token: user.accessToken,
-    })
+    const res = await server.api(
+      "GET",
+      `/api/conversations/${conversationId}/messages?since_seq=${after}&limit=200`,
+      {
+        token: user.accessToken,
+      },
+    )
     if (res.status !== 200) throw new Error(`history ${res.status}: ${JSON.stringify(res.body)}`)
     out.push(...res.body.messages)
     if (!res.body.has_more) return out
