@@ -1,5 +1,5 @@
 import type { Kysely } from "kysely"
-import { conversationErrors, requireMembership } from "../conversations/conversations.access.ts"
+import { requireMembership } from "../conversations/conversations.access.ts"
 import {
   advanceDelivered,
   advanceRead,
@@ -11,6 +11,7 @@ import type { Deps } from "../deps.ts"
 import { AppError, badRequest, forbidden, notFound } from "../errors.ts"
 import { encodeCursor } from "../sync/sync.cursor.ts"
 import { appendChanges } from "../sync/sync.repository.ts"
+import { type StoreItem, storeSends } from "./send.store.ts"
 import {
   findByClientId,
   findMessageViews,
@@ -65,22 +66,7 @@ export type SendResult = { message: MessageJson; created: boolean; cursor: strin
 export type SendOptions = { forwarded?: boolean; exceptSocketId?: string }
 
 /** One validated send waiting for its batch. */
-type SendItem = {
-  id: string
-  conversationId: string
-  senderId: string
-  clientMessageId: string | null
-  content: string
-  type: MessageType
-  mediaUrl: string | null
-  thumbnailUrl: string | null
-  audioDuration: number | null
-  replyToId: string | null
-  reply: ReplyPreview | null
-  isEncrypted: boolean
-  isForwarded: boolean
-  exceptSocketId?: string
-}
+type SendItem = StoreItem & { reply: ReplyPreview | null; exceptSocketId?: string }
 
 const str = (v: unknown): string | null => (typeof v === "string" ? v : null)
 
@@ -134,7 +120,6 @@ export async function sendMessage(
   }
   const audio = input.audio_duration ?? input.audioDuration
   const item: SendItem = {
-    id: "",
     conversationId,
     senderId: userId,
     clientMessageId,
@@ -167,162 +152,21 @@ export async function sendMessage(
  */
 async function assertCanPost(_deps: Deps, _membership: MembershipView, _userId: string): Promise<void> {}
 
-/**
- * Commits a batch of sends in one transaction: re-checks membership, resolves duplicate client ids, assigns
- * each conversation's seqs with one UPDATE … RETURNING, inserts the messages, advances the senders' own
- * watermarks (their messages are not unread to them), appends the feed rows last; then announces.
- */
+/** Commits a batch of sends (see `storeSends`), then answers each and announces `message:received`. */
 async function commitSends(deps: Deps, items: SendItem[]): Promise<BatchOutcome<SendResult>[]> {
-  const { db } = deps.database
   const now = deps.clock.now()
-  const outcomes: (BatchOutcome<SendResult> | undefined)[] = new Array(items.length)
-  type Stored = { index: number; item: SendItem; seq: number; pos: number }
-  const stored: Stored[] = []
-  const duplicates = new Map<number, string>() // item index → key of the item or row that owns its client id
-  const senders = new Map<
-    string,
-    { display_name: string | null; phone_number: string; avatar_url: string | null }
-  >()
-
-  await db.transaction().execute(async (trx) => {
-    const senderIds = [...new Set(items.map((i) => i.senderId))]
-    const conversationIds = [...new Set(items.map((i) => i.conversationId))]
-    const members = await trx
-      .selectFrom("conversation_members")
-      .select(["conversation_id", "user_id"])
-      .where("user_id", "in", senderIds)
-      .where("conversation_id", "in", conversationIds)
-      .execute()
-    const isMember = new Set(members.map((m) => `${m.conversation_id} ${m.user_id}`))
-
-    // Idempotency inside the batch and against stored rows.
-    const withClientId = items.filter((i) => i.clientMessageId)
-    const existing = new Set<string>()
-    if (withClientId.length) {
-      const rows = await trx
-        .selectFrom("messages")
-        .select(["sender_id", "client_message_id"])
-        .where("sender_id", "in", [...new Set(withClientId.map((i) => i.senderId))])
-        .where("client_message_id", "in", [...new Set(withClientId.map((i) => i.clientMessageId!))])
-        .execute()
-      for (const r of rows) existing.add(`${r.sender_id} ${r.client_message_id}`)
-    }
-    const firstByKey = new Map<string, number>()
-    const fresh: number[] = []
-    items.forEach((item, index) => {
-      if (!isMember.has(`${item.conversationId} ${item.senderId}`)) {
-        outcomes[index] = { ok: false, error: conversationErrors.notMember() }
-        return
-      }
-      if (item.clientMessageId) {
-        const key = `${item.senderId} ${item.clientMessageId}`
-        if (existing.has(key) || firstByKey.has(key)) {
-          duplicates.set(index, key)
-          return
-        }
-        firstByKey.set(key, index)
-      }
-      fresh.push(index)
-    })
-    // Ids are taken here, in commit order, so UUIDv7 order follows seq order (search sorts by it).
-    for (const index of fresh) items[index]!.id = Bun.randomUUIDv7()
-
-    // Seqs: one UPDATE … RETURNING per conversation in the batch.
-    const byConversation = new Map<string, number[]>()
-    for (const index of fresh) {
-      const list = byConversation.get(items[index]!.conversationId) ?? []
-      list.push(index)
-      byConversation.set(items[index]!.conversationId, list)
-    }
-    const seqOf = new Map<number, number>()
-    for (const [conversationId, indexes] of byConversation) {
-      const last = items[indexes.at(-1)!]!
-      const row = await trx
-        .updateTable("conversations")
-        .set((eb) => ({
-          last_seq: eb("last_seq", "+", indexes.length),
-          last_message_id: last.id,
-          last_message_at: now,
-          updated_at: now,
-        }))
-        .where("id", "=", conversationId)
-        .returning("last_seq")
-        .executeTakeFirst()
-      if (!row) {
-        for (const index of indexes) outcomes[index] = { ok: false, error: conversationErrors.notFound() }
-        continue
-      }
-      const first = Number(row.last_seq) - indexes.length + 1
-      indexes.forEach((index, k) => seqOf.set(index, first + k))
-    }
-    const toInsert = fresh.filter((index) => seqOf.has(index))
-    for (let i = 0; i < toInsert.length; i += 500) {
-      await trx
-        .insertInto("messages")
-        .values(
-          toInsert.slice(i, i + 500).map((index) => {
-            const item = items[index]!
-            return {
-              id: item.id,
-              conversation_id: item.conversationId,
-              seq: seqOf.get(index)!,
-              sender_id: item.senderId,
-              client_message_id: item.clientMessageId,
-              content: item.content,
-              message_type: item.type,
-              media_url: item.mediaUrl,
-              thumbnail_url: item.thumbnailUrl,
-              audio_duration: item.audioDuration,
-              reply_to_id: item.replyToId,
-              is_encrypted: item.isEncrypted,
-              is_forwarded: item.isForwarded,
-              edited_at: null,
-              deleted_at: null,
-              created_at: now,
-              updated_at: now,
-            }
-          }),
-        )
-        .execute()
-    }
-    // The sender has read everything up to their own message.
-    const senderTop = new Map<string, number>()
-    for (const index of toInsert) {
-      const key = `${items[index]!.conversationId} ${items[index]!.senderId}`
-      senderTop.set(key, Math.max(senderTop.get(key) ?? 0, seqOf.get(index)!))
-    }
-    for (const [key, seq] of senderTop) {
-      const [conversationId, senderId] = key.split(" ") as [string, string]
-      await advanceRead(trx, conversationId, senderId, seq, now)
-    }
-    const users = await trx
-      .selectFrom("users")
-      .select(["id", "display_name", "phone_number", "avatar_url"])
-      .where("id", "in", senderIds)
-      .execute()
-    for (const u of users) senders.set(u.id, u)
-    const positions = await appendChanges(
-      trx,
-      deps.database.dialect,
-      toInsert.map((index) => ({
-        conversationId: items[index]!.conversationId,
-        kind: "message.created",
-        messageId: items[index]!.id,
-      })),
-      now,
-    )
-    toInsert.forEach((index, k) =>
-      stored.push({ index, item: items[index]!, seq: seqOf.get(index)!, pos: positions[k]! }),
-    )
-  })
-
+  const { outcomes: stored, senders } = await storeSends(deps, items, now)
+  const results: BatchOutcome<SendResult>[] = new Array(items.length)
   // Committed: answer and announce.
-  for (const { index, item, seq, pos } of stored) {
+  stored.forEach((outcome, index) => {
+    if (outcome.kind === "error") results[index] = { ok: false, error: outcome.error }
+    if (outcome.kind !== "stored") return
+    const item = items[index]!
     const sender = senders.get(item.senderId)
     const view: MessageView = {
-      id: item.id,
+      id: outcome.id,
       conversation_id: item.conversationId,
-      seq,
+      seq: outcome.seq,
       sender_id: item.senderId,
       client_message_id: item.clientMessageId,
       content: item.content,
@@ -344,7 +188,7 @@ async function commitSends(deps: Deps, items: SendItem[]): Promise<BatchOutcome<
     const replies = new Map<string, ReplyPreview>()
     if (item.reply) replies.set(item.reply.id, item.reply)
     const message = serializeMessage(view, { watermarks: [], starred: new Set(), replies })
-    const cursor = encodeCursor(pos)
+    const cursor = encodeCursor(outcome.pos)
     deps.events.emit({
       type: "conversation",
       conversationId: item.conversationId,
@@ -353,28 +197,30 @@ async function commitSends(deps: Deps, items: SendItem[]): Promise<BatchOutcome<
       cursor,
       exceptSocketId: item.exceptSocketId,
     })
-    outcomes[index] = { ok: true, value: { message, created: true, cursor } }
-  }
-  // Duplicate client ids: the stored (or earlier-in-batch) message.
-  if (duplicates.size) {
-    for (const [index, key] of duplicates) {
-      const item = items[index]!
-      const owner = stored.find((s) => `${s.item.senderId} ${s.item.clientMessageId}` === key)
-      if (owner) {
-        const value = outcomes[owner.index]
-        if (value?.ok) outcomes[index] = { ok: true, value: { ...value.value, created: false, cursor: null } }
-        continue
-      }
-      const existing = await findByClientId(db, item.senderId, item.clientMessageId!)
-      outcomes[index] = existing
-        ? {
-            ok: true,
-            value: { message: await serializeOne(db, existing, item.senderId), created: false, cursor: null },
-          }
-        : { ok: false, error: messageErrors.notFound() }
+    results[index] = { ok: true, value: { message, created: true, cursor } }
+  })
+  // Duplicate client ids: the message of the earlier item of this batch, or the stored one.
+  for (const [index, outcome] of stored.entries()) {
+    if (outcome.kind !== "duplicate") continue
+    const owner = outcome.ownerIndex === null ? undefined : results[outcome.ownerIndex]
+    if (owner?.ok) {
+      results[index] = { ok: true, value: { ...owner.value, created: false, cursor: null } }
+      continue
     }
+    const item = items[index]!
+    const existing = await findByClientId(deps.database.db, item.senderId, item.clientMessageId!)
+    results[index] = existing
+      ? {
+          ok: true,
+          value: {
+            message: await serializeOne(deps.database.db, existing, item.senderId),
+            created: false,
+            cursor: null,
+          },
+        }
+      : { ok: false, error: messageErrors.notFound() }
   }
-  return outcomes.map((o) => o ?? { ok: false, error: new Error("send not processed") })
+  return results
 }
 
 /** Serializes messages for one viewer: statuses from watermarks, the viewer's stars, reply previews. */
