@@ -1,4 +1,3 @@
-import type { Kysely } from "kysely"
 import { requireMembership } from "../conversations/conversations.access.ts"
 import {
   advanceDelivered,
@@ -6,7 +5,7 @@ import {
   type MembershipView,
 } from "../conversations/conversations.repository.ts"
 import { type BatchOutcome, createWriteBatcher, type WriteBatcher } from "../db/write-batcher.ts"
-import type { Database } from "../db/schema.ts"
+import type { DatabaseHandle } from "../db/database.ts"
 import type { Deps } from "../deps.ts"
 import { AppError, badRequest, forbidden, notFound } from "../errors.ts"
 import { encodeCursor } from "../sync/sync.cursor.ts"
@@ -99,7 +98,6 @@ export async function sendMessage(
   input: SendMessageInput,
   options: SendOptions = {},
 ): Promise<SendResult> {
-  const db = deps.database.db
   const conversationId = str(input.conversation_id) ?? str(input.conversationId)
   if (!conversationId) throw badRequest("message.conversation_required", "conversation_id is required")
   const clientMessageId = str(input.client_message_id) ?? str(input.clientMessageId)
@@ -107,15 +105,16 @@ export async function sendMessage(
     throw badRequest("message.invalid_client_id", "client_message_id must be 1 to 200 characters")
   const membership = await requireMembership(deps, conversationId, userId)
   if (clientMessageId) {
-    const existing = await findByClientId(db, userId, clientMessageId)
-    if (existing) return { message: await serializeOne(db, existing, userId), created: false, cursor: null }
+    const existing = await findByClientId(deps.database, userId, clientMessageId)
+    if (existing)
+      return { message: await serializeOne(deps.database, existing, userId), created: false, cursor: null }
   }
   await assertCanPost(deps, membership, userId)
   const replyToId = str(input.reply_to_id) ?? str(input.replyToId)
   let reply: ReplyPreview | null = null
   if (replyToId) {
     // Client temp ids and ids from other conversations are dropped, never an error (CONTRACT A1).
-    const [target] = await findMessageViews(db, [replyToId])
+    const [target] = await findMessageViews(deps.database, [replyToId])
     if (target && target.conversation_id === conversationId) reply = replyPreview(target)
   }
   const audio = input.audio_duration ?? input.audioDuration
@@ -139,8 +138,9 @@ export async function sendMessage(
   } catch (error) {
     // Another process (or a retry racing this one) stored the same client id first: return that message.
     if (clientMessageId && !(error instanceof AppError)) {
-      const existing = await findByClientId(db, userId, clientMessageId)
-      if (existing) return { message: await serializeOne(db, existing, userId), created: false, cursor: null }
+      const existing = await findByClientId(deps.database, userId, clientMessageId)
+      if (existing)
+        return { message: await serializeOne(deps.database, existing, userId), created: false, cursor: null }
     }
     throw error
   }
@@ -208,12 +208,12 @@ async function commitSends(deps: Deps, items: SendItem[]): Promise<BatchOutcome<
       continue
     }
     const item = items[index]!
-    const existing = await findByClientId(deps.database.db, item.senderId, item.clientMessageId!)
+    const existing = await findByClientId(deps.database, item.senderId, item.clientMessageId!)
     results[index] = existing
       ? {
           ok: true,
           value: {
-            message: await serializeOne(deps.database.db, existing, item.senderId),
+            message: await serializeOne(deps.database, existing, item.senderId),
             created: false,
             cursor: null,
           },
@@ -225,7 +225,7 @@ async function commitSends(deps: Deps, items: SendItem[]): Promise<BatchOutcome<
 
 /** Serializes messages for one viewer: statuses from watermarks, the viewer's stars, reply previews. */
 export async function serializeFor(
-  db: Kysely<Database>,
+  h: DatabaseHandle,
   views: MessageView[],
   viewerId: string,
 ): Promise<MessageJson[]> {
@@ -233,9 +233,9 @@ export async function serializeFor(
   const ids = views.map((v) => v.id)
   const replyIds = [...new Set(views.map((v) => v.reply_to_id).filter((id): id is string => !!id))]
   const [watermarks, starred, replyViews] = await Promise.all([
-    watermarksOf(db, [...new Set(views.map((v) => v.conversation_id))]),
-    starredAmong(db, viewerId, ids),
-    findMessageViews(db, replyIds),
+    watermarksOf(h, [...new Set(views.map((v) => v.conversation_id))]),
+    starredAmong(h, viewerId, ids),
+    findMessageViews(h, replyIds),
   ])
   const replies = new Map(
     replyViews
@@ -245,8 +245,8 @@ export async function serializeFor(
   return views.map((v) => serializeMessage(v, { watermarks, starred, replies }))
 }
 
-async function serializeOne(db: Kysely<Database>, view: MessageView, viewerId: string): Promise<MessageJson> {
-  return (await serializeFor(db, [view], viewerId))[0]!
+async function serializeOne(h: DatabaseHandle, view: MessageView, viewerId: string): Promise<MessageJson> {
+  return (await serializeFor(h, [view], viewerId))[0]!
 }
 
 /** A message the caller can see (member of its conversation, not deleted, not hidden, after their clear), or 404. */
@@ -255,14 +255,13 @@ export async function requireVisibleMessage(
   userId: string,
   messageId: string,
 ): Promise<{ view: MessageView; membership: MembershipView }> {
-  const db = deps.database.db
-  const [view] = await findMessageViews(db, [messageId])
+  const [view] = await findMessageViews(deps.database, [messageId])
   if (!view || view.deleted_at !== null) throw messageErrors.notFound()
   const membership = await requireMembership(deps, view.conversation_id, userId, { hide: true }).catch(() => {
     throw messageErrors.notFound()
   })
   if (Number(view.seq) <= Number(membership.cleared_seq)) throw messageErrors.notFound()
-  if ((await hiddenAmong(db, userId, [messageId])).size) throw messageErrors.notFound()
+  if ((await hiddenAmong(deps.database, userId, [messageId])).size) throw messageErrors.notFound()
   return { view, membership }
 }
 
@@ -282,17 +281,16 @@ export async function listConversationMessages(
   conversationId: string,
   p: HistoryParams,
 ) {
-  const db = deps.database.db
   const membership = await requireMembership(deps, conversationId, userId)
   const limit = Math.min(Math.max(Math.trunc(p.limit ?? 50), 1), 200)
   const seqOfId = async (id: string) => {
-    const [m] = await findMessageViews(db, [id])
+    const [m] = await findMessageViews(deps.database, [id])
     if (!m || m.conversation_id !== conversationId) throw messageErrors.notFound()
     return Number(m.seq)
   }
   const beforeSeq = p.before ? await seqOfId(p.before) : p.before_seq
   const afterSeq = p.after ? await seqOfId(p.after) : p.since_seq
-  const rows = await listHistory(db, {
+  const rows = await listHistory(deps.database, {
     conversationId,
     userId,
     clearedSeq: Number(membership.cleared_seq),
@@ -303,7 +301,7 @@ export async function listConversationMessages(
   const hasMore = rows.length > limit
   const page = rows.slice(0, limit)
   if (afterSeq === undefined) page.reverse()
-  const messages = await serializeFor(db, page, userId)
+  const messages = await serializeFor(deps.database, page, userId)
   return {
     messages,
     total: messages.length,
@@ -350,7 +348,11 @@ export async function editMessage(
       now,
     )
   })
-  const message = await serializeOne(db, { ...view, content, edited_at: now, updated_at: now }, userId)
+  const message = await serializeOne(
+    deps.database,
+    { ...view, content, edited_at: now, updated_at: now },
+    userId,
+  )
   announce(deps, view.conversation_id, "message:updated", realtimeMessage(message), pos!)
   return message
 }
@@ -568,12 +570,12 @@ export async function listStarred(deps: Deps, userId: string, limit = 50, offset
     visible.select((eb) => eb.fn.countAll().as("n")).executeTakeFirst(),
   ])
   const views = await findMessageViews(
-    db,
+    deps.database,
     rows.map((r) => r.message_id),
   )
   const order = new Map(rows.map((r, i) => [r.message_id, i]))
   views.sort((a, b) => order.get(a.id)! - order.get(b.id)!)
-  const messages = await serializeFor(db, views, userId)
+  const messages = await serializeFor(deps.database, views, userId)
   const total = Number(count?.n ?? 0)
   return { messages, total, limit, offset, has_more: offset + messages.length < total }
 }
@@ -688,8 +690,7 @@ export async function markMessagesRead(
   messageIds: string[],
   conversationId?: string,
 ) {
-  const db = deps.database.db
-  const views = await findMessageViews(db, [...new Set(messageIds)].slice(0, 1000))
+  const views = await findMessageViews(deps.database, [...new Set(messageIds)].slice(0, 1000))
   const top = new Map<string, number>()
   for (const v of views) {
     if (conversationId && v.conversation_id !== conversationId) continue
