@@ -4,6 +4,7 @@ import { type Config, ConfigError, type ConfigKey, loadConfig } from "../src/con
 import { createDeps, type Deps } from "../src/deps.ts"
 import { AppError } from "../src/errors.ts"
 import { configCommand } from "./config.command.ts"
+import { doctorCommand } from "./doctor.command.ts"
 import { migrateCommand } from "./migrate.command.ts"
 import { serveCommand } from "./serve.command.ts"
 
@@ -39,6 +40,7 @@ export function buildProgram(options: ProgramOptions = {}): Command {
   program.addCommand(serveCommand(context))
   program.addCommand(migrateCommand(context))
   program.addCommand(configCommand(context))
+  program.addCommand(doctorCommand(context))
   return program
 }
 
