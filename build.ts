@@ -23,14 +23,13 @@ type SharpNative = { platform: string; version: string; addon: string; libraries
 
 /** Finds sharp's prebuilt addon and libvips for the platform we build on (glibc or musl). */
 export function findSharpNative(): SharpNative | null {
-  for (const platform of [
-    `${process.platform}-${process.arch}`,
-    `${process.platform}musl-${process.arch}`,
-  ]) {
+  for (const platform of [`${process.platform}-${process.arch}`, `${process.platform}musl-${process.arch}`]) {
     const addonDir = join(nodeModules, "@img", `sharp-${platform}`)
     const libvipsDir = join(nodeModules, "@img", `sharp-libvips-${platform}`, "lib")
     if (!existsSync(join(addonDir, "package.json")) || !existsSync(libvipsDir)) continue
-    const { version } = JSON.parse(readFileSync(join(addonDir, "package.json"), "utf8")) as { version: string }
+    const { version } = JSON.parse(readFileSync(join(addonDir, "package.json"), "utf8")) as {
+      version: string
+    }
     const addon = join(addonDir, "lib", `sharp-${platform}-${version}.node`)
     const libraries = readdirSync(libvipsDir)
       .filter((name) => /\.so(\.\d+)*$|\.dylib$/.test(name))

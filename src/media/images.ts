@@ -13,8 +13,7 @@ export type Sharp = typeof SharpConstructor
 
 /** Whether image processing works here, and with which versions; `reason` says why not. */
 export type ImageSupport =
-  | { available: true; sharp: string; libvips: string }
-  | { available: false; reason: string }
+  { available: true; sharp: string; libvips: string } | { available: false; reason: string }
 
 let loading: Promise<{ sharp: Sharp } | { error: Error }> | undefined
 
@@ -62,7 +61,8 @@ export async function imageSupport(options: { dataDir?: string } = {}): Promise<
 /** Checks image support and logs the outcome once: the operator learns at start whether thumbnails work. */
 export async function logImageSupport(logger: Logger, dataDir: string): Promise<ImageSupport> {
   const support = await imageSupport({ dataDir })
-  if (support.available) logger.info("images: sharp loaded", { sharp: support.sharp, libvips: support.libvips })
+  if (support.available)
+    logger.info("images: sharp loaded", { sharp: support.sharp, libvips: support.libvips })
   else logger.warn("images unavailable: no thumbnails or image resizing", { reason: support.reason })
   return support
 }
