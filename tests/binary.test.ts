@@ -62,11 +62,11 @@ function isolated(args: string[]): string[] {
   ]
 }
 
-/** An empty working directory, a private HOME (the native cache goes to ~/.cache/urge), and nothing else. */
-function freshPlace(env: Record<string, string> = {}) {
+/** An empty working directory, a private HOME (the native cache goes to ~/.cache/urge) unless one is given, and nothing else. */
+function freshPlace(env: Record<string, string> = {}, sharedHome?: string) {
   const cwd = mkdtempSync(join(work, "run-"))
-  const home = join(cwd, "home")
-  mkdirSync(home)
+  const home = sharedHome ?? join(cwd, "home")
+  mkdirSync(home, { recursive: true })
   mkdirSync(join(cwd, "tmp"))
   return {
     cwd,
@@ -226,10 +226,12 @@ describe("the binary, from an empty directory with the build tree out of reach",
   })
 
   test("doctor: concurrent first starts share one cache safely", async () => {
+    // One HOME (so one native cache), separate data directories: only the extraction is shared.
     const place = freshPlace()
-    const results = await Promise.all([1, 2, 3].map(() => run(["doctor"], place)))
+    const others = [1, 2, 3].map(() => freshPlace({}, place.home))
+    const results = await Promise.all(others.map((other) => run(["doctor"], other)))
     for (const result of results) {
-      expect(result.code).toBe(0)
+      expect(result).toMatchObject({ code: 0, stderr: "" })
       expect(result.stdout).toContain(sharpLine)
     }
     const cache = join(place.home, ".cache", "urge")

@@ -18,7 +18,7 @@ import { dirname, join } from "node:path"
  * node_modules/@img, then loads the addon with `process.dlopen`. Outside the binary none of this runs.
  */
 
-/** One embedded file: where Bun put it in the binary, and where it goes under the extraction directory. */
+/** One embedded file: where Bun put it in the binary (zstd-compressed), where it goes, its size once extracted. */
 export type EmbeddedFile = { embedded: string; path: string; size: number }
 
 /** What build.ts generates for an addon: a directory name unique to these exact files, the files, the addon. */
@@ -84,7 +84,8 @@ function extract(spec: EmbeddedAddon, base: string): string {
     // Concurrent first starts each write their own temp file and rename it into place (atomic): the addon
     // never sees a half-written library. fsync first, so a crash cannot leave a truncated file under the final name.
     const temp = `${target}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`
-    const data = readFileSync(file.embedded)
+    const data = Bun.zstdDecompressSync(readFileSync(file.embedded))
+    if (data.byteLength !== file.size) throw new Error(`${file.path}: embedded copy is damaged`)
     const fd = openSync(temp, "wx", 0o500)
     try {
       writeSync(fd, data)

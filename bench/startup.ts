@@ -1,0 +1,155 @@
+#!/usr/bin/env bun
+/**
+ * Startup and binary figures: `bun bench/startup.ts [--runs N]` (npm run bench:startup).
+ *
+ * Builds the binary in several variants into a temp directory and, for each, prints its size, the time from
+ * process start to the first 200 of GET /health (a restart: data migrated, native files already extracted;
+ * min / median / max over N runs), the same for a first start in an empty directory, the time of
+ * `urge --version`, and the idle RSS once the server has settled (sharp loaded).
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join, resolve } from "node:path"
+import { parseArgs } from "node:util"
+import { buildBinary } from "../build.ts"
+
+const { values } = parseArgs({
+  args: Bun.argv.slice(2),
+  options: { runs: { type: "string", default: "10" } },
+})
+const runs = Number(values.runs)
+const repo = resolve(import.meta.dir, "..")
+const work = mkdtempSync(join(tmpdir(), "urge-startup-"))
+
+type Variant = { name: string; build: (outfile: string) => Promise<void> }
+
+const variants: Variant[] = [
+  {
+    name: "plain `bun build --compile` (sharp cannot load)",
+    build: async (outfile) => {
+      const result = await Bun.build({
+        entrypoints: [join(repo, "cli", "main.ts")],
+        target: "bun",
+        compile: { outfile },
+      })
+      if (!result.success) throw new Error(result.logs.join("\n"))
+    },
+  },
+  {
+    name: "build.ts --no-sharp",
+    build: async (outfile) => void (await buildBinary({ outfile, sharp: false })),
+  },
+  {
+    name: "build.ts --no-bytecode",
+    build: async (outfile) => void (await buildBinary({ outfile, bytecode: false })),
+  },
+  {
+    name: "build.ts (release: sharp, bytecode)",
+    build: async (outfile) => void (await buildBinary({ outfile })),
+  },
+]
+
+/** A port nobody listens on right now. */
+function freePort(): number {
+  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } })
+  const port = server.port
+  server.stop(true)
+  return port
+}
+
+/** Starts `urge serve` in `dir` and returns ms until the first 200 of /health, with the running process. */
+async function startOnce(binary: string, dir: string) {
+  const port = freePort()
+  const started = performance.now()
+  const proc = Bun.spawn([binary, "serve", "--host", "127.0.0.1", "--port", String(port)], {
+    cwd: dir,
+    env: { PATH: process.env.PATH, HOME: join(dir, "home") },
+    stdout: "ignore",
+    stderr: "inherit",
+  })
+  for (;;) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/health`)
+      if (res.status === 200) break
+    } catch {}
+    if (proc.exitCode !== null) throw new Error(`${binary} exited with ${proc.exitCode}`)
+    await Bun.sleep(1)
+  }
+  return { ms: performance.now() - started, proc }
+}
+
+async function stop(proc: ReturnType<typeof Bun.spawn>) {
+  proc.kill("SIGTERM")
+  await proc.exited
+}
+
+const rssMiB = (pid: number) => {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
+  return match ? Number(match[1]) / 1024 : NaN
+}
+
+const stats = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b)
+  const median = sorted[Math.floor(sorted.length / 2)]!
+  return `${sorted[0]!.toFixed(0)} / ${median.toFixed(0)} / ${sorted.at(-1)!.toFixed(0)}`
+}
+
+const rows: string[][] = []
+try {
+  for (const [i, variant] of variants.entries()) {
+    const binary = join(work, `urge-${i}`)
+    await variant.build(binary)
+    const size = statSync(binary).size / 1024 / 1024
+
+    // First start: empty directory (creates the database, migrates, extracts sharp in the background).
+    const dir = join(work, `run-${i}`)
+    mkdirSync(join(dir, "home"), { recursive: true })
+    const first = await startOnce(binary, dir)
+    await Bun.sleep(1500)
+    await stop(first.proc)
+
+    // Restarts: what an operator sees on every later start.
+    const times: number[] = []
+    let rss = NaN
+    for (let run = 0; run < runs; run++) {
+      const { ms, proc } = await startOnce(binary, dir)
+      times.push(ms)
+      if (run === runs - 1) {
+        await Bun.sleep(2000)
+        rss = rssMiB(proc.pid)
+      }
+      await stop(proc)
+    }
+
+    const versionTimes: number[] = []
+    for (let run = 0; run < runs; run++) {
+      const started = performance.now()
+      Bun.spawnSync([binary, "--version"], { cwd: dir, env: { HOME: join(dir, "home") } })
+      versionTimes.push(performance.now() - started)
+    }
+    rows.push([
+      variant.name,
+      `${size.toFixed(1)} MiB`,
+      stats(times),
+      `${first.ms.toFixed(0)}`,
+      stats(versionTimes),
+      `${rss.toFixed(0)} MiB`,
+    ])
+    console.error(`done: ${variant.name}`)
+  }
+} finally {
+  rmSync(work, { recursive: true, force: true })
+}
+
+const header = [
+  "binary",
+  "size",
+  "start → first /health 200, ms (min / median / max)",
+  "first start in an empty dir, ms",
+  "`urge --version`, ms (min / median / max)",
+  "idle RSS",
+]
+console.log(`Startup figures, ${runs} runs each (${process.platform}-${process.arch}, Bun ${Bun.version}):\n`)
+console.log(`| ${header.join(" | ")} |`)
+console.log(`| ${header.map(() => "---").join(" | ")} |`)
+for (const row of rows) console.log(`| ${row.join(" | ")} |`)
