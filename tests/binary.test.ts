@@ -11,7 +11,7 @@ import {
   writeFileSync,
 } from "node:fs"
 import { tmpdir } from "node:os"
-import { join, resolve } from "node:path"
+import { join, resolve, sep } from "node:path"
 import { findSharpNative } from "../build.ts"
 import { migrations } from "../migrations/index.ts"
 import pkg from "../package.json" with { type: "json" }
@@ -29,7 +29,10 @@ const binary = join(work, "urge")
 const cleanups: (() => Promise<void> | void)[] = [() => rmSync(work, { recursive: true, force: true })]
 
 /** Directories a run must not see: the checkout and (when it is a link elsewhere) the real node_modules. */
-const buildTree = [...new Set([repo, realpathSync(join(repo, "node_modules"))])]
+const buildTree = [realpathSync(repo), realpathSync(join(repo, "node_modules"))].filter(
+  // node_modules inside the checkout is hidden with it (and could not be mounted over once the checkout is).
+  (dir, i, all) => all.indexOf(dir) === i && !all.some((other) => dir.startsWith(other + sep)),
+)
 
 /** How to hide the build tree: a private mount namespace with empty tmpfs over it, as root or in a user namespace. */
 const isolation: string[] | null = (() => {
