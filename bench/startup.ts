@@ -83,9 +83,11 @@ async function stop(proc: ReturnType<typeof Bun.spawn>) {
   await proc.exited
 }
 
+/** Resident memory in MiB: all of it, and the anonymous part (the rest is file-backed: the binary, libvips). */
 const rssMiB = (pid: number) => {
-  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
-  return match ? Number(match[1]) / 1024 : NaN
+  const status = readFileSync(`/proc/${pid}/status`, "utf8")
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN)
+  return `${(kb("VmRSS") / 1024).toFixed(0)} MiB (${(kb("RssAnon") / 1024).toFixed(0)} MiB anonymous)`
 }
 
 const stats = (xs: number[]) => {
@@ -107,7 +109,7 @@ type Figures = {
   starts: number[]
   cpu: number[]
   version: number[]
-  rss: number
+  rss: string
 }
 const figures: Figures[] = []
 try {
@@ -127,7 +129,7 @@ try {
       starts: [],
       cpu: [],
       version: [],
-      rss: NaN,
+      rss: "",
     })
     console.error(`built: ${variant.name}`)
   }
@@ -161,7 +163,7 @@ const header = [
   "CPU used by then, ms (min / median / max)",
   "first start in an empty dir, ms",
   "`urge --version`, ms (min / median / max)",
-  "idle RSS",
+  "idle RSS (2 s after start)",
 ]
 console.log(`Startup figures, ${runs} runs each (${process.platform}-${process.arch}, Bun ${Bun.version}):\n`)
 console.log(`| ${header.join(" | ")} |`)
@@ -175,6 +177,6 @@ for (const [i, f] of figures.entries())
       stats(f.cpu),
       f.first.toFixed(0),
       stats(f.version),
-      `${f.rss.toFixed(0)} MiB`,
+      f.rss,
     ].join(" | ")} |`,
   )
