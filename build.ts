@@ -20,7 +20,6 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs"
-import { tmpdir } from "node:os"
 import { basename, join, relative, resolve } from "node:path"
 import { parseArgs } from "node:util"
 import type { BunPlugin } from "bun"
@@ -50,16 +49,20 @@ export function findSharpNative(): SharpNative | null {
 }
 
 /**
- * A zstd-compressed copy of a file, kept in the temp directory under the content digest so later builds
- * reuse it (compression takes about a second). Written under a temp name and renamed: parallel builds are safe.
+ * A zstd-compressed copy of a file, kept in node_modules/.cache under the content digest so later builds reuse
+ * it (compressing takes about a second). A cached copy is used only if it decompresses to the exact bytes of
+ * the file; a new one is written under a temp name and renamed, so parallel builds are safe.
  */
 function compressed(file: string, digest: string): string {
-  const dir = join(tmpdir(), "urge-build-native", digest)
+  const dir = join(nodeModules, ".cache", "urge-build", digest)
   const target = join(dir, `${basename(file)}.zst`)
-  if (existsSync(target)) return target
+  const original = readFileSync(file)
+  try {
+    if (Bun.zstdDecompressSync(readFileSync(target)).equals(original)) return target
+  } catch {}
   mkdirSync(dir, { recursive: true })
   const temp = `${target}.${process.pid}.tmp`
-  writeFileSync(temp, Bun.zstdCompressSync(readFileSync(file), { level: 10 }))
+  writeFileSync(temp, Bun.zstdCompressSync(original, { level: 10 }))
   renameSync(temp, target)
   return target
 }

@@ -161,6 +161,8 @@ afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup()
 })
 
+/** Per-test bound: each test starts the binary a few times, which a busy CI machine can make slow. */
+const slow = 30_000
 const migrationNames = Object.keys(migrations)
 const sharpPkg = JSON.parse(readFileSync(join(repo, "node_modules", "sharp", "package.json"), "utf8")) as {
   version: string
@@ -170,166 +172,208 @@ const libvipsVersion = /\.so\.(\d+\.\d+\.\d+)$/.exec(findSharpNative()?.librarie
 const sharpLine = `images: sharp ${sharpPkg.version} (libvips ${libvipsVersion})`
 
 describe("the binary, from an empty directory with the build tree out of reach", () => {
-  test("the build tree really is hidden from it", async () => {
-    if (!isolation) return
-    const place = freshPlace()
-    const proc = Bun.spawnSync(
-      [
-        "unshare",
-        ...isolation,
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        `${buildTree.map((d) => `mount -t tmpfs none '${d}'`).join(" && ")} && ls -A '${repo}'`,
-      ],
-      { cwd: place.cwd, env: place.env },
-    )
-    expect(proc.exitCode).toBe(0)
-    expect(proc.stdout.toString().trim()).toBe("")
-  })
+  test(
+    "the build tree really is hidden from it",
+    async () => {
+      if (!isolation) return
+      const place = freshPlace()
+      const proc = Bun.spawnSync(
+        [
+          "unshare",
+          ...isolation,
+          "--propagation",
+          "private",
+          "sh",
+          "-c",
+          `${buildTree.map((d) => `mount -t tmpfs none '${d}'`).join(" && ")} && ls -A '${repo}'`,
+        ],
+        { cwd: place.cwd, env: place.env },
+      )
+      expect(proc.exitCode).toBe(0)
+      expect(proc.stdout.toString().trim()).toBe("")
+    },
+    slow,
+  )
 
-  test("--version and --help", async () => {
-    const place = freshPlace()
-    const version = await run(["--version"], place)
-    expect(version).toMatchObject({ code: 0, stdout: `${pkg.version}\n` })
-    const help = await run(["--help"], place)
-    expect(help.code).toBe(0)
-    for (const command of ["serve", "migrate", "config", "doctor"]) expect(help.stdout).toContain(command)
-    // Neither touched the native cache: sharp loads only when images are needed.
-    expect(existsSync(join(place.home, ".cache"))).toBe(false)
-  })
+  test(
+    "--version and --help",
+    async () => {
+      const place = freshPlace()
+      const version = await run(["--version"], place)
+      expect(version).toMatchObject({ code: 0, stdout: `${pkg.version}\n` })
+      const help = await run(["--help"], place)
+      expect(help.code).toBe(0)
+      for (const command of ["serve", "migrate", "config", "doctor"]) expect(help.stdout).toContain(command)
+      // Neither touched the native cache: sharp loads only when images are needed.
+      expect(existsSync(join(place.home, ".cache"))).toBe(false)
+    },
+    slow,
+  )
 
-  test("migrate status, then up, on a fresh database", async () => {
-    const place = freshPlace(await databaseEnv())
-    const before = await run(["migrate", "status"], place)
-    expect(before.code).toBe(0)
-    expect(before.stdout).toContain(`database: ${testPostgresUrl ? "postgres" : "sqlite"}`)
-    for (const name of migrationNames) expect(before.stdout).toContain(`pending  ${name}`)
-    const up = await run(["migrate", "up"], place)
-    expect(up.code).toBe(0)
-    for (const name of migrationNames) expect(up.stdout).toContain(`applied ${name}`)
-  })
+  test(
+    "migrate status, then up, on a fresh database",
+    async () => {
+      const place = freshPlace(await databaseEnv())
+      const before = await run(["migrate", "status"], place)
+      expect(before.code).toBe(0)
+      expect(before.stdout).toContain(`database: ${testPostgresUrl ? "postgres" : "sqlite"}`)
+      for (const name of migrationNames) expect(before.stdout).toContain(`pending  ${name}`)
+      const up = await run(["migrate", "up"], place)
+      expect(up.code).toBe(0)
+      for (const name of migrationNames) expect(up.stdout).toContain(`applied ${name}`)
+    },
+    slow,
+  )
 
-  test("doctor: database reachable, sharp resizes an image; the native files land in ~/.cache/urge", async () => {
-    const place = freshPlace(await databaseEnv())
-    const first = await run(["doctor"], place)
-    expect(first.stderr).toBe("")
-    expect(first.code).toBe(0)
-    expect(first.stdout).toContain(`urge ${pkg.version}`)
-    expect(first.stdout).toMatch(/database: ok \((sqlite|postgres) /)
-    expect(first.stdout).toContain(sharpLine)
-    const cache = join(place.home, ".cache", "urge")
-    const [extracted] = readdirSync(cache)
-    expect(extracted).toStartWith(`sharp-${sharpPkg.version}-`)
-    // A second start reuses the extracted files.
-    const second = await run(["doctor"], place)
-    expect(second.stdout).toContain(sharpLine)
-    expect(readdirSync(cache)).toEqual([extracted!])
-  })
+  test(
+    "doctor: database reachable, sharp resizes an image; the native files land in ~/.cache/urge",
+    async () => {
+      const place = freshPlace(await databaseEnv())
+      const first = await run(["doctor"], place)
+      expect(first.stderr).toBe("")
+      expect(first.code).toBe(0)
+      expect(first.stdout).toContain(`urge ${pkg.version}`)
+      expect(first.stdout).toMatch(/database: ok \((sqlite|postgres) /)
+      expect(first.stdout).toContain(sharpLine)
+      const cache = join(place.home, ".cache", "urge")
+      const [extracted] = readdirSync(cache)
+      expect(extracted).toStartWith(`sharp-${sharpPkg.version}-`)
+      // A second start reuses the extracted files.
+      const second = await run(["doctor"], place)
+      expect(second.stdout).toContain(sharpLine)
+      expect(readdirSync(cache)).toEqual([extracted!])
+    },
+    slow,
+  )
 
-  test("doctor: concurrent first starts share one cache safely", async () => {
-    // One HOME (so one native cache), separate data directories: only the extraction is shared.
-    const place = freshPlace()
-    const others = [1, 2, 3].map(() => freshPlace({}, place.home))
-    const results = await Promise.all(others.map((other) => run(["doctor"], other)))
-    for (const result of results) {
-      expect(result).toMatchObject({ code: 0, stderr: "" })
+  test(
+    "doctor: concurrent first starts share one cache safely",
+    async () => {
+      // One HOME (so one native cache), separate data directories: only the extraction is shared.
+      const place = freshPlace()
+      const others = [1, 2, 3].map(() => freshPlace({}, place.home))
+      const results = await Promise.all(others.map((other) => run(["doctor"], other)))
+      for (const result of results) {
+        expect(result).toMatchObject({ code: 0, stderr: "" })
+        expect(result.stdout).toContain(sharpLine)
+      }
+      const cache = join(place.home, ".cache", "urge")
+      const leftovers = [...new Bun.Glob("**/*.tmp").scanSync({ cwd: cache, dot: true })]
+      expect(leftovers).toEqual([])
+    },
+    slow,
+  )
+
+  test(
+    "doctor: with no usable home cache, the native files go under the data directory",
+    async () => {
+      const place = freshPlace({ HOME: "/dev/null/no-home" })
+      const result = await run(["doctor"], place)
+      expect(result.code).toBe(0)
       expect(result.stdout).toContain(sharpLine)
-    }
-    const cache = join(place.home, ".cache", "urge")
-    const leftovers = [...new Bun.Glob("**/*.tmp").scanSync({ cwd: cache, dot: true })]
-    expect(leftovers).toEqual([])
-  })
+      expect(readdirSync(join(place.cwd, "data", "cache"))[0]).toStartWith(`sharp-${sharpPkg.version}-`)
+    },
+    slow,
+  )
 
-  test("doctor: with no usable home cache, the native files go under the data directory", async () => {
-    const place = freshPlace({ HOME: "/dev/null/no-home" })
-    const result = await run(["doctor"], place)
-    expect(result.code).toBe(0)
-    expect(result.stdout).toContain(sharpLine)
-    expect(readdirSync(join(place.cwd, "data", "cache"))[0]).toStartWith(`sharp-${sharpPkg.version}-`)
-  })
+  test(
+    "doctor refuses: unreachable database, images impossible → exit 1 naming both",
+    async () => {
+      // Every cache candidate unusable: no home, no tmp, and <data>/cache is a file.
+      const place = freshPlace({
+        HOME: "/dev/null/no-home",
+        URGE_DATABASE_URL: "postgres://postgres@127.0.0.1:1/nothing",
+      })
+      place.env.TMPDIR = "/dev/null/no-tmp"
+      mkdirSync(join(place.cwd, "data"))
+      writeFileSync(join(place.cwd, "data", "cache"), "not a directory")
+      const result = await run(["doctor"], place)
+      expect(result.code).toBe(1)
+      expect(result.stdout).toContain("database: unreachable")
+      expect(result.stdout).toContain("images: unavailable (cannot extract")
+      expect(result.stderr).toContain("error: failed checks: database, images")
+    },
+    slow,
+  )
 
-  test("doctor refuses: unreachable database, images impossible → exit 1 naming both", async () => {
-    // Every cache candidate unusable: no home, no tmp, and <data>/cache is a file.
-    const place = freshPlace({
-      HOME: "/dev/null/no-home",
-      URGE_DATABASE_URL: "postgres://postgres@127.0.0.1:1/nothing",
-    })
-    place.env.TMPDIR = "/dev/null/no-tmp"
-    mkdirSync(join(place.cwd, "data"))
-    writeFileSync(join(place.cwd, "data", "cache"), "not a directory")
-    const result = await run(["doctor"], place)
-    expect(result.code).toBe(1)
-    expect(result.stdout).toContain("database: unreachable")
-    expect(result.stdout).toContain("images: unavailable (cannot extract")
-    expect(result.stderr).toContain("error: failed checks: database, images")
-  })
+  test(
+    "serve: /health, OpenAPI, docs assets from the binary, sharp loaded; SIGTERM exits 0",
+    async () => {
+      const place = freshPlace(await databaseEnv())
+      const server = await serve(place)
+      const health = await fetch(`${server.url}/health`)
+      expect(health.status).toBe(200)
+      expect(await health.json()).toMatchObject({ status: "healthy", database: "ok", version: pkg.version })
 
-  test("serve: /health, OpenAPI, docs assets from the binary, sharp loaded; SIGTERM exits 0", async () => {
-    const place = freshPlace(await databaseEnv())
-    const server = await serve(place)
-    const health = await fetch(`${server.url}/health`)
-    expect(health.status).toBe(200)
-    expect(await health.json()).toMatchObject({ status: "healthy", database: "ok", version: pkg.version })
+      const spec = (await (await fetch(`${server.url}/docs/json`)).json()) as any
+      expect(spec.openapi).toMatch(/^3\./)
+      expect(spec.info).toMatchObject({ title: "URGE server", version: pkg.version })
+      expect(spec.paths["/health"]).toBeDefined()
 
-    const spec = (await (await fetch(`${server.url}/docs/json`)).json()) as any
-    expect(spec.openapi).toMatch(/^3\./)
-    expect(spec.info).toMatchObject({ title: "URGE server", version: pkg.version })
-    expect(spec.paths["/health"]).toBeDefined()
+      const page = await fetch(`${server.url}/docs`)
+      expect(page.status).toBe(200)
+      const html = await page.text()
+      expect(html).not.toMatch(/(?:src|href)="(?:https?:)?\/\//)
+      const sources = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!)
+      expect(sources).toContain("/docs/assets/swagger-ui-bundle.js")
+      for (const src of sources) {
+        const asset = await fetch(server.url + src)
+        expect(asset.status).toBe(200)
+        expect((await asset.arrayBuffer()).byteLength).toBeGreaterThan(1000)
+      }
 
-    const page = await fetch(`${server.url}/docs`)
-    expect(page.status).toBe(200)
-    const html = await page.text()
-    expect(html).not.toMatch(/(?:src|href)="(?:https?:)?\/\//)
-    const sources = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!)
-    expect(sources).toContain("/docs/assets/swagger-ui-bundle.js")
-    for (const src of sources) {
-      const asset = await fetch(server.url + src)
-      expect(asset.status).toBe(200)
-      expect((await asset.arrayBuffer()).byteLength).toBeGreaterThan(1000)
-    }
+      const images = await server.waitForLog("images: sharp loaded")
+      expect(images).toMatchObject({ sharp: sharpPkg.version, libvips: libvipsVersion })
 
-    const images = await server.waitForLog("images: sharp loaded")
-    expect(images).toMatchObject({ sharp: sharpPkg.version, libvips: libvipsVersion })
+      expect(await server.stop("SIGTERM")).toBe(0)
+      expect(server.lines.at(-1)?.msg).toBe("stopped")
+    },
+    slow,
+  )
 
-    expect(await server.stop("SIGTERM")).toBe(0)
-    expect(server.lines.at(-1)?.msg).toBe("stopped")
-  })
-
-  test("serve still starts when images are impossible, and says so", async () => {
-    const place = freshPlace({ HOME: "/dev/null/no-home" })
-    place.env.TMPDIR = "/dev/null/no-tmp"
-    mkdirSync(join(place.cwd, "data"))
-    writeFileSync(join(place.cwd, "data", "cache"), "not a directory")
-    const server = await serve(place)
-    expect((await fetch(`${server.url}/health`)).status).toBe(200)
-    const warning = await server.waitForLog("images unavailable: no thumbnails or image resizing")
-    expect(warning.level).toBe("warn")
-    expect(warning.reason).toContain("cannot extract")
-    expect(await server.stop("SIGTERM")).toBe(0)
-  })
+  test(
+    "serve still starts when images are impossible, and says so",
+    async () => {
+      const place = freshPlace({ HOME: "/dev/null/no-home" })
+      place.env.TMPDIR = "/dev/null/no-tmp"
+      mkdirSync(join(place.cwd, "data"))
+      writeFileSync(join(place.cwd, "data", "cache"), "not a directory")
+      const server = await serve(place)
+      expect((await fetch(`${server.url}/health`)).status).toBe(200)
+      const warning = await server.waitForLog("images unavailable: no thumbnails or image resizing")
+      expect(warning.level).toBe("warn")
+      expect(warning.reason).toContain("cannot extract")
+      expect(await server.stop("SIGTERM")).toBe(0)
+    },
+    slow,
+  )
 })
 
 describe("graceful shutdown of the binary", () => {
-  test("SIGINT exits 0, logs stopped, and leaves SQLite closed cleanly (WAL checkpointed)", async () => {
-    const place = freshPlace()
-    const server = await serve(place)
-    expect((await fetch(`${server.url}/health`)).status).toBe(200)
-    const dbFile = join(place.cwd, "data", "urge.db")
-    // While serving, SQLite writes through the WAL.
-    expect(existsSync(`${dbFile}-wal`)).toBe(true)
-    expect(await server.stop("SIGINT")).toBe(0)
-    expect(server.lines.at(-1)?.msg).toBe("stopped")
-    // The last connection closed properly: SQLite checkpointed the WAL into the database and removed it.
-    expect(existsSync(`${dbFile}-wal`)).toBe(false)
-    const db = new Database(dbFile, { readonly: true })
-    try {
-      expect(db.query("pragma integrity_check").get()).toEqual({ integrity_check: "ok" })
-      const applied = db.query("select name from kysely_migration order by name").all() as { name: string }[]
-      expect(applied.map((m) => m.name)).toEqual(migrationNames)
-    } finally {
-      db.close()
-    }
-  })
+  test(
+    "SIGINT exits 0, logs stopped, and leaves SQLite closed cleanly (WAL checkpointed)",
+    async () => {
+      const place = freshPlace()
+      const server = await serve(place)
+      expect((await fetch(`${server.url}/health`)).status).toBe(200)
+      const dbFile = join(place.cwd, "data", "urge.db")
+      // While serving, SQLite writes through the WAL.
+      expect(existsSync(`${dbFile}-wal`)).toBe(true)
+      expect(await server.stop("SIGINT")).toBe(0)
+      expect(server.lines.at(-1)?.msg).toBe("stopped")
+      // The last connection closed properly: SQLite checkpointed the WAL into the database and removed it.
+      expect(existsSync(`${dbFile}-wal`)).toBe(false)
+      const db = new Database(dbFile, { readonly: true })
+      try {
+        expect(db.query("pragma integrity_check").get()).toEqual({ integrity_check: "ok" })
+        const applied = db.query("select name from kysely_migration order by name").all() as {
+          name: string
+        }[]
+        expect(applied.map((m) => m.name)).toEqual(migrationNames)
+      } finally {
+        db.close()
+      }
+    },
+    slow,
+  )
 })

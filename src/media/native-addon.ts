@@ -52,24 +52,22 @@ function safeHomedir(): string {
 
 /**
  * Extracts the files (once; later starts reuse them) and loads the addon. Throws with every directory tried
- * when none works, so the caller can log why images are unavailable.
+ * and why, when none works, so the caller can log why images are unavailable.
  */
 export function loadEmbeddedAddon(spec: EmbeddedAddon): unknown {
   const errors: string[] = []
   for (const base of nativeCacheCandidates()) {
-    let root: string
     try {
-      root = extract(spec, base)
+      const root = extract(spec, base)
+      // Loading can fail in one place and work in the next (a directory on a noexec mount): try them all.
+      const module = { exports: {} as unknown }
+      process.dlopen(module, join(root, spec.addon))
+      return module.exports
     } catch (error) {
       errors.push(`${base}: ${(error as Error).message}`)
-      continue
     }
-    // A load failure (missing system library, wrong CPU) would fail in every directory: report it as is.
-    const module = { exports: {} as unknown }
-    process.dlopen(module, join(root, spec.addon))
-    return module.exports
   }
-  throw new Error(`cannot extract the native files of ${spec.name}: ${errors.join("; ")}`)
+  throw new Error(`cannot extract and load the native files of ${spec.name}: ${errors.join("; ")}`)
 }
 
 /** Copies every file under `<base>/<spec.name>/` unless already there; returns that directory. */
