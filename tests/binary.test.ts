@@ -47,9 +47,13 @@ const isolation: string[] | null = (() => {
 })()
 
 /** The command line that runs the binary with the build tree hidden (when the system allows it). */
-function isolated(args: string[]): string[] {
+function isolated(args: string[], noexec: string[] = []): string[] {
   if (!isolation) return [binary, ...args]
-  const mounts = buildTree.map((dir) => `mount -t tmpfs -o size=1m none '${dir}'`).join(" && ")
+  const mounts = [
+    ...buildTree.map((dir) => `mount -t tmpfs -o size=1m none '${dir}'`),
+    // Directories where nothing may be executed, as on hardened servers (/tmp, sometimes /home).
+    ...noexec.map((dir) => `mount -t tmpfs -o noexec,size=64m none '${dir}'`),
+  ].join(" && ")
   // `exec` keeps one process: signals sent to it reach the binary itself.
   return [
     "unshare",
@@ -87,8 +91,13 @@ async function databaseEnv(): Promise<Record<string, string>> {
 }
 
 /** Runs the binary to completion. */
-async function run(args: string[], place: ReturnType<typeof freshPlace>) {
-  const proc = Bun.spawn(isolated(args), { cwd: place.cwd, env: place.env, stdout: "pipe", stderr: "pipe" })
+async function run(args: string[], place: ReturnType<typeof freshPlace>, noexec: string[] = []) {
+  const proc = Bun.spawn(isolated(args, noexec), {
+    cwd: place.cwd,
+    env: place.env,
+    stdout: "pipe",
+    stderr: "pipe",
+  })
   const [stdout, stderr, code] = await Promise.all([
     new Response(proc.stdout).text(),
     new Response(proc.stderr).text(),
@@ -269,6 +278,19 @@ describe("the binary, from an empty directory with the build tree out of reach",
     async () => {
       const place = freshPlace({ HOME: "/dev/null/no-home" })
       const result = await run(["doctor"], place)
+      expect(result.code).toBe(0)
+      expect(result.stdout).toContain(sharpLine)
+      expect(readdirSync(join(place.cwd, "data", "cache"))[0]).toStartWith(`sharp-${sharpPkg.version}-`)
+    },
+    slow,
+  )
+
+  test(
+    "doctor: a home cache on a noexec mount is passed over for the data directory",
+    async () => {
+      if (!isolation) return
+      const place = freshPlace()
+      const result = await run(["doctor"], place, [place.home])
       expect(result.code).toBe(0)
       expect(result.stdout).toContain(sharpLine)
       expect(readdirSync(join(place.cwd, "data", "cache"))[0]).toStartWith(`sharp-${sharpPkg.version}-`)
