@@ -6,12 +6,13 @@ import { docsPlugin } from "./http/docs.plugin.ts"
 import { errorsPlugin } from "./http/errors.plugin.ts"
 import { type InFlight, requestsPlugin } from "./http/requests.plugin.ts"
 import { healthRoutes } from "./health/health.routes.ts"
+import { authRoutes } from "./auth/auth.routes.ts"
 
 /** Paths that live at the root; every other path is an alias of the same path under /api (CONTRACT A1). */
 const rootPath = /^\/(?:$|api(?:\/|$)|health$|docs(?:\/|$)|ws$|socket\.io\/)/
 
 /** The feature routes, mounted under /api. */
-const apiRoutes = (_deps: Deps) => new Elysia({ name: "api", prefix: "/api" })
+const apiRoutes = (deps: Deps) => new Elysia({ name: "api", prefix: "/api" }).use(authRoutes(deps))
 
 /** The Elysia root: error mapping, request log, CORS, JSON limits, docs, health and every feature under /api. */
 export function createApp(deps: Deps, inFlight: InFlight = { count: 0 }) {

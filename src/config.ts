@@ -69,6 +69,19 @@ const url =
     return fail(key, `empty or a ${schemes.join(" or ")} URL`, raw)
   }
 
+/** A rate limit: "N/duration" (at most N requests per window, e.g. "5/10m"), or "off". */
+export type RateLimit = { limit: number; windowSeconds: number } | null
+
+const rate: Parse<RateLimit> = (raw, key) => {
+  if (raw === "off" || raw === "0" || raw === 0 || raw === false) return null
+  const match = typeof raw === "string" ? /^(\d+)\s*\/\s*(.+)$/.exec(raw.trim()) : null
+  if (match && Number(match[1]) > 0) {
+    const windowSeconds = duration(1)(match[2], key)
+    return { limit: Number(match[1]), windowSeconds }
+  }
+  return fail(key, 'a rate like "5/10m" (at most 5 per 10 minutes) or "off"', raw)
+}
+
 /** Every configuration key, its parser, its default and one line of documentation. */
 const fields = {
   "server.host": { parse: str, default: "0.0.0.0", doc: "Address to listen on." },
@@ -159,6 +172,82 @@ const fields = {
     default: false,
     doc: "Return a new refresh token on each refresh and retire the old one (the URGE app keeps its first one: leave off for it).",
   },
+  "auth.otp_ttl": { parse: duration(10), default: 5 * 60, doc: "How long a one-time SMS code stays valid." },
+  "auth.otp_max_attempts": {
+    parse: int(1, 100),
+    default: 5,
+    doc: "Wrong tries after which a one-time code is dead (a new one must be requested).",
+  },
+  "auth.otp_resend_cooldown": {
+    parse: duration(0),
+    default: 30,
+    doc: "Least time between two codes sent to one phone number (429 with Retry-After before that).",
+  },
+  "sms.driver": {
+    parse: oneOf("console", "twilio"),
+    default: "console",
+    doc: 'How one-time codes reach phones: "console" writes them to the server log (development), "twilio" sends SMS.',
+  },
+  "sms.allow_console_in_production": {
+    parse: bool,
+    default: false,
+    doc: "Let server.mode = production start with the console SMS driver (codes only in the log).",
+  },
+  "sms.twilio_account_sid": { parse: str, default: "", doc: "Twilio account SID (AC…)." },
+  "sms.twilio_auth_token": { parse: str, default: "", doc: "Twilio auth token." },
+  "sms.twilio_from": {
+    parse: str,
+    default: "",
+    doc: "Sender phone number in E.164 (or set sms.twilio_messaging_service_sid).",
+  },
+  "sms.twilio_messaging_service_sid": {
+    parse: str,
+    default: "",
+    doc: "Twilio messaging service SID (MG…); used instead of sms.twilio_from when set.",
+  },
+  "sms.twilio_api_url": {
+    parse: url("http", "https"),
+    default: "",
+    doc: "Base URL of the Twilio API (empty: https://api.twilio.com); for a proxy or a test double.",
+  },
+  "rate_limit.enabled": {
+    parse: bool,
+    default: true,
+    doc: "Per-IP and per-phone limits on the auth routes (429 with Retry-After). Counted per process.",
+  },
+  "rate_limit.send_code_per_ip": {
+    parse: rate,
+    default: "20/1h",
+    doc: "send-verification/send-code per client IP.",
+  },
+  "rate_limit.send_code_per_phone": {
+    parse: rate,
+    default: "5/1h",
+    doc: "send-verification/send-code per phone number (on top of auth.otp_resend_cooldown).",
+  },
+  "rate_limit.register_per_ip": { parse: rate, default: "10/1h", doc: "register per client IP." },
+  "rate_limit.login_per_ip": { parse: rate, default: "30/10m", doc: "login and refresh per client IP." },
+  "rate_limit.login_per_phone": { parse: rate, default: "10/10m", doc: "login per phone number." },
+  "rate_limit.verify_per_ip": {
+    parse: rate,
+    default: "30/10m",
+    doc: "verify-phone and verify-reset-code per client IP.",
+  },
+  "rate_limit.verify_per_phone": {
+    parse: rate,
+    default: "10/10m",
+    doc: "verify-phone and verify-reset-code per phone number.",
+  },
+  "rate_limit.reset_per_ip": {
+    parse: rate,
+    default: "10/1h",
+    doc: "forgot-password and reset-password per client IP.",
+  },
+  "rate_limit.reset_per_phone": {
+    parse: rate,
+    default: "5/1h",
+    doc: "forgot-password and reset-password per phone number.",
+  },
 } as const satisfies Record<string, { parse: Parse<unknown>; default: unknown; doc: string }>
 
 export type ConfigKey = keyof typeof fields
@@ -190,6 +279,30 @@ export type Config = {
     access_token_ttl: number
     refresh_token_ttl: number
     rotate_refresh_tokens: boolean
+    otp_ttl: number
+    otp_max_attempts: number
+    otp_resend_cooldown: number
+  }
+  sms: {
+    driver: "console" | "twilio"
+    allow_console_in_production: boolean
+    twilio_account_sid: string
+    twilio_auth_token: string
+    twilio_from: string
+    twilio_messaging_service_sid: string
+    twilio_api_url: string
+  }
+  rate_limit: {
+    enabled: boolean
+    send_code_per_ip: RateLimit
+    send_code_per_phone: RateLimit
+    register_per_ip: RateLimit
+    login_per_ip: RateLimit
+    login_per_phone: RateLimit
+    verify_per_ip: RateLimit
+    verify_per_phone: RateLimit
+    reset_per_ip: RateLimit
+    reset_per_phone: RateLimit
   }
   /** The config file that was read, if any. */
   source: string | null

@@ -5,6 +5,8 @@ import type { Config } from "./config.ts"
 import { type DatabaseHandle, openDatabase } from "./db/database.ts"
 import { createDomainEvents, type DomainEvents } from "./events.ts"
 import { createLogger, type Logger } from "./logger.ts"
+import { createRateLimiter, type RateLimiter } from "./auth/rate-limit.ts"
+import { createSmsDriver, type SmsDriver } from "./sms/sms.driver.ts"
 
 /** Everything the server and the CLI run on, built once from the config (the composition root). */
 export type Deps = {
@@ -16,6 +18,12 @@ export type Deps = {
   events: DomainEvents
   /** HS256 key for access tokens. */
   jwtSecret: string
+  /** Sends one-time codes (console or twilio). */
+  sms: SmsDriver
+  /** Per-IP and per-phone counters of the auth routes. */
+  rateLimits: RateLimiter
+  /** Who has a live connection; the realtime hub replaces this (until then nobody is online). */
+  presence: { isOnline(userId: string): boolean }
   close(): Promise<void>
 }
 
@@ -25,14 +33,19 @@ export type DepsOverrides = { logger?: Logger; clock?: Clock }
 export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps {
   const logger = overrides.logger ?? createLogger(config.log.level)
   mkdirSync(config.data.dir, { recursive: true })
+  const sms = createSmsDriver(config, logger)
   const database = openDatabase(config)
+  const clock = overrides.clock ?? systemClock
   return {
     config,
     logger,
-    clock: overrides.clock ?? systemClock,
+    clock,
     database,
     events: createDomainEvents(logger),
     jwtSecret: resolveJwtSecret(config, logger),
+    sms,
+    rateLimits: createRateLimiter(clock, config.rate_limit.enabled),
+    presence: { isOnline: () => false },
     close: () => database.close(),
   }
 }

@@ -1,6 +1,7 @@
 import type { Server } from "bun"
 import { createApp } from "./app.ts"
 import type { Deps } from "./deps.ts"
+import { assertSmsSafeForMode } from "./sms/sms.driver.ts"
 
 /** A listening server and the way to stop it gracefully. */
 export type RunningServer = {
@@ -14,6 +15,7 @@ export type RunningServer = {
 /** Starts HTTP (and, from the realtime feature, WebSockets) on the configured host and port. */
 export async function startServer(deps: Deps): Promise<RunningServer> {
   const { config, logger } = deps
+  assertSmsSafeForMode(config)
   const inFlight = { count: 0 }
   const app = createApp(deps, inFlight)
   app.listen({

@@ -37,9 +37,10 @@ export function openDatabase(config: Config): DatabaseHandle {
   if (path !== null) {
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true })
     const sqlite = new SqliteDatabase(path, { create: true, strict: true })
+    // busy_timeout first: switching a new file to WAL needs a lock another process may hold.
+    sqlite.exec(`PRAGMA busy_timeout = ${config.database.busy_timeout}`)
     sqlite.exec("PRAGMA journal_mode = WAL")
     sqlite.exec("PRAGMA foreign_keys = ON")
-    sqlite.exec(`PRAGMA busy_timeout = ${config.database.busy_timeout}`)
     // FULL: every commit is fsynced (survives power loss); NORMAL: WAL survives a crash of the process.
     sqlite.exec(`PRAGMA synchronous = ${config.database.durability === "full" ? "FULL" : "NORMAL"}`)
     const db = new Kysely<Database>({ dialect: new BunSqliteDialect({ database: sqlite }) })

@@ -1,4 +1,4 @@
-import { type Kysely, type MigrationResultSet, Migrator, SqliteAdapter, sql } from "kysely"
+import { type Kysely, type MigrationResultSet, Migrator, PostgresAdapter, sql } from "kysely"
 import { migrations } from "../../migrations/index.ts"
 import { AppError } from "../errors.ts"
 
@@ -25,7 +25,9 @@ export async function migrateDown(db: Kysely<any>): Promise<string[]> {
  * failed migration leaves nothing half-done (SQLite DDL is transactional).
  */
 async function exclusive(db: Kysely<any>, step: (db: Kysely<any>) => Promise<MigrationResultSet>) {
-  if (!(db.getExecutor().adapter instanceof SqliteAdapter)) return applied(await step(db))
+  // Tested as "not Postgres": kysely-bun-sqlite's SqliteAdapter comes from another copy of kysely, so an
+  // `instanceof SqliteAdapter` check is always false and SQLite would migrate without the lock.
+  if (db.getExecutor().adapter instanceof PostgresAdapter) return applied(await step(db))
   return db.connection().execute(async (conn) => {
     await sql`begin immediate`.execute(conn)
     try {

@@ -10,7 +10,9 @@ type ValidationDetail = { loc: (string | number)[]; msg: string; type: string }
  * validation → 422 with a list; malformed JSON → 400; unknown route → 404; anything else → 500 without internals.
  */
 export const errorsPlugin = (logger: Logger) =>
-  new Elysia({ name: "errors" }).onError({ as: "global" }, ({ code, error, set, request, path }) => {
+  new Elysia({ name: "errors" }).onError({ as: "global" }, ({ code, error: raised, set, request, path }) => {
+    // Elysia wraps whatever a parser throws in a ParseError: keep our own error (413 too large) as thrown.
+    const error = code === "PARSE" && raised.cause instanceof AppError ? raised.cause : raised
     if (error instanceof AppError) {
       set.status = error.status
       if (error.headers) Object.assign(set.headers, error.headers)

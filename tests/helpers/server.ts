@@ -14,7 +14,12 @@ export const testPostgresUrl = process.env.URGE_TEST_DATABASE_URL || ""
 export const dialectUnderTest = testPostgresUrl ? "postgres" : "sqlite"
 
 export type ApiResponse<T = any> = { status: number; body: T; headers: Headers }
-export type ApiOptions = { token?: string; body?: unknown; headers?: Record<string, string>; raw?: RequestInit["body"] }
+export type ApiOptions = {
+  token?: string
+  body?: unknown
+  headers?: Record<string, string>
+  raw?: RequestInit["body"]
+}
 
 export type TestServer = {
   url: string
@@ -72,6 +77,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       "data.dir": dataDir,
       "database.url": databaseUrl,
       "auth.jwt_secret": "test-secret-test-secret-test-secret",
+      // Every test request comes from 127.0.0.1: rate limit tests turn this back on.
+      "rate_limit.enabled": false,
       ...options.config,
     },
   })

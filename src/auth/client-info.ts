@@ -1,0 +1,31 @@
+import type { Server } from "bun"
+import type { Deps } from "../deps.ts"
+import type { ClientInfo } from "./auth.service.ts"
+
+/**
+ * The client's IP: the socket's peer, or with `server.trust_proxy` the last `X-Forwarded-For` entry (the one
+ * our own proxy appended; earlier entries come from the client and can be forged).
+ */
+export function clientIp(deps: Deps, request: Request, server: Server<unknown> | null): string | null {
+  if (deps.config.server.trust_proxy) {
+    const forwarded = request.headers.get("x-forwarded-for")
+    const last = forwarded?.split(",").at(-1)?.trim()
+    if (last) return last.slice(0, 64)
+  }
+  return server?.requestIP(request)?.address ?? null
+}
+
+/** Where a request comes from: IP, user agent and the optional device fields of a login body. */
+export function clientInfo(
+  deps: Deps,
+  request: Request,
+  server: Server<unknown> | null,
+  body?: { device_name?: string; platform?: string },
+): ClientInfo {
+  return {
+    ip: clientIp(deps, request, server),
+    userAgent: request.headers.get("user-agent"),
+    deviceName: body?.device_name,
+    platform: body?.platform,
+  }
+}

@@ -1,0 +1,89 @@
+import type { Kysely } from "kysely"
+import type { Database } from "../db/schema.ts"
+
+/** Inserts a session (a logged-in device) with its hashed refresh token. */
+export async function insertSession(
+  db: Kysely<Database>,
+  session: {
+    id: string
+    user_id: string
+    refresh_token_hash: string
+    device_name: string | null
+    platform: string | null
+    ip: string | null
+    now: number
+    expires_at: number
+  },
+): Promise<void> {
+  const { now, ...values } = session
+  await db
+    .insertInto("user_sessions")
+    .values({ ...values, created_at: now, last_used_at: now, ended_at: null })
+    .execute()
+}
+
+/**
+ * What every authenticated request needs about its session, in one primary-key lookup joined to the user
+ * (the role comes from the row, so a role change applies at once).
+ */
+export const findSessionForAuth = (db: Kysely<Database>, sessionId: string) =>
+  db
+    .selectFrom("user_sessions as s")
+    .innerJoin("users as u", "u.id", "s.user_id")
+    .select(["s.user_id", "s.expires_at", "s.ended_at", "s.last_used_at", "u.role"])
+    .where("s.id", "=", sessionId)
+    .executeTakeFirst()
+
+/** The live session holding this refresh token hash, or undefined. */
+export const findLiveSessionByRefreshHash = (db: Kysely<Database>, hash: string, now: number) =>
+  db
+    .selectFrom("user_sessions")
+    .selectAll()
+    .where("refresh_token_hash", "=", hash)
+    .where("ended_at", "is", null)
+    .where("expires_at", ">", now)
+    .executeTakeFirst()
+
+/** Marks a session used: slides its expiry and, when rotating, swaps the refresh token hash. */
+export async function touchSession(
+  db: Kysely<Database>,
+  id: string,
+  values: { last_used_at: number; expires_at?: number; refresh_token_hash?: string },
+) {
+  await db
+    .updateTable("user_sessions")
+    .set(values)
+    .where("id", "=", id)
+    .where("ended_at", "is", null)
+    .execute()
+}
+
+/** A user's live sessions, newest first. */
+export const listLiveSessions = (db: Kysely<Database>, userId: string, now: number) =>
+  db
+    .selectFrom("user_sessions")
+    .select(["id", "device_name", "platform", "ip", "created_at", "last_used_at", "expires_at"])
+    .where("user_id", "=", userId)
+    .where("ended_at", "is", null)
+    .where("expires_at", ">", now)
+    .orderBy("created_at", "desc")
+    .orderBy("id", "desc")
+    .execute()
+
+/** Ends sessions of a user (all live ones, or only `ids`); returns the ids that were live and are now ended. */
+export async function endSessions(
+  db: Kysely<Database>,
+  userId: string,
+  now: number,
+  ids?: string[],
+): Promise<string[]> {
+  if (ids && ids.length === 0) return []
+  let query = db
+    .updateTable("user_sessions")
+    .set({ ended_at: now })
+    .where("user_id", "=", userId)
+    .where("ended_at", "is", null)
+  if (ids) query = query.where("id", "in", ids)
+  const rows = await query.returning("id").execute()
+  return rows.map((r) => r.id)
+}
