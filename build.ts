@@ -13,6 +13,7 @@ import { createHash } from "node:crypto"
 import {
   existsSync,
   mkdirSync,
+  mkdtempSync,
   readdirSync,
   readFileSync,
   renameSync,
@@ -20,6 +21,7 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs"
+import { tmpdir } from "node:os"
 import { basename, join, relative, resolve } from "node:path"
 import { parseArgs } from "node:util"
 import type { BunPlugin } from "bun"
@@ -60,11 +62,19 @@ function compressed(file: string, digest: string): string {
   try {
     if (Bun.zstdDecompressSync(readFileSync(target)).equals(original)) return target
   } catch {}
-  mkdirSync(dir, { recursive: true })
-  const temp = `${target}.${process.pid}.tmp`
-  writeFileSync(temp, Bun.zstdCompressSync(original, { level: 10 }))
-  renameSync(temp, target)
-  return target
+  const data = Bun.zstdCompressSync(original, { level: 10 })
+  try {
+    mkdirSync(dir, { recursive: true })
+    const temp = `${target}.${process.pid}.tmp`
+    writeFileSync(temp, data)
+    renameSync(temp, target)
+    return target
+  } catch {
+    // node_modules not writable by this user: a private temp directory, used for this build only.
+    const own = join(mkdtempSync(join(tmpdir(), "urge-build-")), `${basename(file)}.zst`)
+    writeFileSync(own, data)
+    return own
+  }
 }
 
 /** Replaces sharp's dist/sharp.mjs (the addon loader) with one that loads the embedded files. */
