@@ -135,8 +135,11 @@ async function serve(place: ReturnType<typeof freshPlace>, extraArgs: string[] =
     for (;;) {
       const line = lines.find((l) => l.msg === msg)
       if (line) return line
-      if (proc.exitCode !== null || Date.now() > deadline)
-        throw new Error(`no "${msg}" log line; exit ${proc.exitCode}; stderr: ${await stderr}`)
+      if (proc.exitCode !== null || Date.now() > deadline) {
+        const exit = proc.exitCode
+        proc.kill("SIGKILL")
+        throw new Error(`no "${msg}" log line; exit ${exit}; stderr: ${await stderr}`)
+      }
       await Bun.sleep(10)
     }
   }
