@@ -167,14 +167,14 @@ beforeAll(async () => {
     stderr: "pipe",
   })
   if (build.exitCode !== 0) throw new Error(`build failed:\n${build.stdout}\n${build.stderr}`)
-}, 180_000)
+}, 300_000)
 
 afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup()
 })
 
 /** Per-test bound: each test starts the binary a few times, which a busy CI machine can make slow. */
-const slow = 30_000
+const slow = 60_000
 const migrationNames = Object.keys(migrations)
 const sharpPkg = JSON.parse(readFileSync(join(repo, "node_modules", "sharp", "package.json"), "utf8")) as {
   version: string
