@@ -49,10 +49,12 @@ export async function runCli(argv: string[], options: ProgramOptions = {}): Prom
   try {
     await buildProgram(options).parseAsync(argv)
   } catch (error) {
-    if (error instanceof ConfigError || error instanceof AppError) {
-      console.error(`error: ${error instanceof AppError ? error.detail : error.message}`)
-      process.exit(1)
-    }
-    throw error
+    // An operator gets one line, not a stack: a bad value, an unreachable database, a refused action.
+    const message =
+      error instanceof AppError ? error.detail : error instanceof Error ? error.message : String(error)
+    console.error(`error: ${message}`)
+    if (!(error instanceof ConfigError || error instanceof AppError) && process.env.URGE_DEBUG)
+      console.error(error)
+    process.exit(1)
   }
 }
