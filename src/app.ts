@@ -7,12 +7,20 @@ import { errorsPlugin } from "./http/errors.plugin.ts"
 import { type InFlight, requestsPlugin } from "./http/requests.plugin.ts"
 import { healthRoutes } from "./health/health.routes.ts"
 import { authRoutes } from "./auth/auth.routes.ts"
+import { settingsRoutes } from "./settings/settings.routes.ts"
+import { usersRoutes } from "./accounts/users.routes.ts"
+import { accountRoutes } from "./accounts/account.routes.ts"
 
 /** Paths that live at the root; every other path is an alias of the same path under /api (CONTRACT A1). */
 const rootPath = /^\/(?:$|api(?:\/|$)|health$|docs(?:\/|$)|ws$|socket\.io\/)/
 
 /** The feature routes, mounted under /api. */
-const apiRoutes = (deps: Deps) => new Elysia({ name: "api", prefix: "/api" }).use(authRoutes(deps))
+const apiRoutes = (deps: Deps) =>
+  new Elysia({ name: "api", prefix: "/api" })
+    .use(authRoutes(deps))
+    .use(settingsRoutes(deps))
+    .use(usersRoutes(deps))
+    .use(accountRoutes(deps))
 
 /** The Elysia root: error mapping, request log, CORS, JSON limits, docs, health and every feature under /api. */
 export function createApp(deps: Deps, inFlight: InFlight = { count: 0 }) {

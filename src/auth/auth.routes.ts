@@ -1,4 +1,6 @@
 import { Elysia, t } from "elysia"
+import { profileBody } from "../accounts/account.schemas.ts"
+import { updateProfile } from "../accounts/account.service.ts"
 import type { Deps } from "../deps.ts"
 import { authPlugin } from "./auth.plugin.ts"
 import { codeBody, loginBody, phoneBody, refreshBody, registerBody, resetBody } from "./auth.schemas.ts"
@@ -91,6 +93,18 @@ export const authRoutes = (deps: Deps) =>
       {
         auth: true,
         detail: { summary: "The signed-in user (UserFull)" },
+      },
+    )
+    .put(
+      "/profile",
+      async ({ principal, body }) => ({ success: true, data: await updateProfile(deps, principal, body) }),
+      {
+        auth: true,
+        body: profileBody,
+        detail: {
+          summary:
+            "Update the profile: display_name, bio, avatar/avatar_url, email, social_links (null clears)",
+        },
       },
     )
     .post("/logout", ({ principal }) => auth.logout(deps, principal), {
