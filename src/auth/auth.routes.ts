@@ -76,17 +76,12 @@ export const authRoutes = (deps: Deps) =>
         detail: { summary: "Sign in with a code (consumed) or a password; opens a session" },
       },
     )
-    .post(
-      "/refresh",
-      ({ body, request, server }) =>
-        auth.refresh(deps, body.refresh_token, clientInfo(deps, request, server)),
-      {
-        body: refreshBody,
-        detail: {
-          summary: "New access token for a live session (same refresh token unless rotation is configured)",
-        },
+    .post("/refresh", ({ body }) => auth.refresh(deps, body.refresh_token), {
+      body: refreshBody,
+      detail: {
+        summary: "New access token for a live session (same refresh token unless rotation is configured)",
       },
-    )
+    })
     .get(
       "/me",
       async ({ principal }) => auth.userFull(deps, await auth.requireUser(deps, principal.userId)),
