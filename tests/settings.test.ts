@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test"
 import {
   blockedEitherWayAmong,
   getNotificationSettings,
@@ -7,6 +7,9 @@ import {
 } from "../src/settings/settings.repository.ts"
 import { type TestServer, startTestServer } from "./helpers/server.ts"
 import { signUp, type SignedUpUser } from "./helpers/users.ts"
+
+// argon2id (64 MiB per hash) on a loaded 2-core machine can take seconds: no speed is asserted here.
+setDefaultTimeout(30_000)
 
 let server: TestServer
 let alice: SignedUpUser
@@ -160,6 +163,7 @@ describe("privacy settings", () => {
     })
     expect(res.status).toBe(422)
     expect(res.body.code).toBe("request.invalid")
+    expect(res.body.detail[0].msg).toBe("Must be true or false")
   })
 })
 

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test"
 import { loadConfig } from "../src/config.ts"
 import { startServer } from "../src/server.ts"
 import { createDeps } from "../src/deps.ts"
@@ -8,6 +8,9 @@ import { uniquePhone } from "./helpers/users.ts"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+
+// argon2id (64 MiB per hash) on a loaded 2-core machine can take seconds: no speed is asserted here.
+setDefaultTimeout(30_000)
 
 const sid = "AC0123456789abcdef0123456789abcdef"
 const authToken = "twilio-auth-token-for-tests"

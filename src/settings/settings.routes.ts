@@ -30,10 +30,10 @@ export const settingsRoutes = (deps: Deps) =>
       {
         auth: true,
         query: t.Object({
-          show_online_status: t.Optional(t.BooleanString()),
-          show_last_seen: t.Optional(t.BooleanString()),
-          show_profile_photo: t.Optional(t.BooleanString()),
-          show_read_receipts: t.Optional(t.BooleanString()),
+          show_online_status: t.Optional(t.BooleanString({ error: "Must be true or false" })),
+          show_last_seen: t.Optional(t.BooleanString({ error: "Must be true or false" })),
+          show_profile_photo: t.Optional(t.BooleanString({ error: "Must be true or false" })),
+          show_read_receipts: t.Optional(t.BooleanString({ error: "Must be true or false" })),
         }),
         detail: { summary: "Change privacy switches (query string, any subset; no body)" },
       },
