@@ -168,6 +168,22 @@ describe("the app's sign-up flow", () => {
     expect(login.status).toBe(200)
   })
 
+  test("register may carry the code: the number is verified at once; a wrong code is refused", async () => {
+    const phone = uniquePhone()
+    const code = await requestCode(server, phone)
+    const wrongCode = String((Number(code) + 1) % 1_000_000).padStart(6, "0")
+    const refused = await server.api("POST", "/api/auth/register", {
+      body: { phone_number: phone, verification_code: wrongCode },
+    })
+    expect(refused.status).toBe(400)
+    expect(refused.body.code).toBe("auth.code_invalid")
+    const ok = await server.api("POST", "/api/auth/register", {
+      body: { phone_number: phone, verification_code: code },
+    })
+    expect(ok.status).toBe(200)
+    expect(ok.body.user.is_verified).toBe(true)
+  })
+
   test("registering a taken number is refused", async () => {
     const { phone } = await signUp(server)
     const res = await server.api("POST", "/api/auth/register", { body: { phone_number: phone } })

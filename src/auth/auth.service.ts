@@ -218,9 +218,12 @@ export async function register(
       return openSession(deps, trx, (await findUserById(trx, id))!, client)
     })
     .catch((error) => {
-      // Two registrations of one number at once: the unique index decides.
-      if (/unique|duplicate/i.test(String((error as Error).message)))
-        throw conflict("auth.phone_taken", "Phone number already registered")
+      // Two registrations at once: the unique indexes decide.
+      const message = String((error as Error).message)
+      if (/unique|duplicate/i.test(message))
+        throw /email/i.test(message)
+          ? conflict("user.email_taken", "This email is already used by another account.")
+          : conflict("auth.phone_taken", "Phone number already registered")
       throw error
     })
   deps.logger.info("user registered", { user_id: id })
@@ -265,7 +268,8 @@ export async function login(
   const user = await findUserByPhone(db, input.phone)
   if (input.code) {
     const code = input.code
-    const check = await checkCode(deps, db, input.phone, "login", code, true)
+    // With no account the code is only checked, not used up: the person registers next with the same code.
+    const check = await checkCode(deps, db, input.phone, "login", code, !!user)
     if (!check.ok) throw codeRefusedError(check.reason, 401)
     // The code proves the number; only now may we say that no account uses it.
     if (!user) throw unauthorized("auth.user_not_found", "User not found. Please register first.")
