@@ -4,6 +4,7 @@ import {
   findUserByPhone,
   insertUser,
   latestVerificationStatus,
+  touchLastSeen,
   updateUser,
   type UserRow,
 } from "../accounts/users.repository.ts"
@@ -275,7 +276,7 @@ export async function login(
     if (!user) throw unauthorized("auth.user_not_found", "User not found. Please register first.")
     const { tokens, ended } = await db.transaction().execute(async (trx) => {
       const ended = await markPhoneProven(deps, trx, user, check.issuedAt)
-      await updateUser(trx, user.id, { last_seen: deps.clock.now() }, deps.clock.now())
+      await touchLastSeen(trx, user.id, deps.clock.now())
       return { ended, tokens: await openSession(deps, trx, user, client) }
     })
     announceEnded(deps, user.id, ended)
@@ -284,7 +285,7 @@ export async function login(
   if (!(await passwordMatches(input.password!, user?.password_hash ?? null)) || !user)
     throw unauthorized("auth.invalid_credentials", "Invalid phone number or password")
   const tokens = await db.transaction().execute(async (trx) => {
-    await updateUser(trx, user.id, { last_seen: deps.clock.now() }, deps.clock.now())
+    await touchLastSeen(trx, user.id, deps.clock.now())
     return openSession(deps, trx, user, client)
   })
   return authResult(deps, user.id, tokens)
