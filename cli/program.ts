@@ -7,6 +7,7 @@ import { configCommand } from "./config.command.ts"
 import { doctorCommand } from "./doctor.command.ts"
 import { migrateCommand } from "./migrate.command.ts"
 import { serveCommand } from "./serve.command.ts"
+import { usersCommand } from "./users.command.ts"
 
 /** What every command gets: a way to load the config (with its own flag overrides) and build deps. */
 export type CliContext = {
@@ -41,6 +42,7 @@ export function buildProgram(options: ProgramOptions = {}): Command {
   program.addCommand(migrateCommand(context))
   program.addCommand(configCommand(context))
   program.addCommand(doctorCommand(context))
+  program.addCommand(usersCommand(context))
   return program
 }
 
