@@ -213,18 +213,22 @@ describe("authorization of every messaging endpoint", () => {
 })
 
 describe("blocks", () => {
-  // Blocks are the settings feature's; this sets one the way its endpoint stores it.
-  const block = (blocker: SignedUpUser, blocked: SignedUpUser) =>
-    server.deps.database.db
-      .insertInto("user_blocks")
-      .values({ blocker_id: blocker.user.id, blocked_id: blocked.user.id, created_at: Date.now() })
-      .execute()
-  const unblock = (blocker: SignedUpUser, blocked: SignedUpUser) =>
-    server.deps.database.db
-      .deleteFrom("user_blocks")
-      .where("blocker_id", "=", blocker.user.id)
-      .where("blocked_id", "=", blocked.user.id)
-      .execute()
+  const block = async (blocker: SignedUpUser, blocked: SignedUpUser) =>
+    expect(
+      (
+        await server.api("POST", `/api/settings/privacy/block/${blocked.user.id}`, {
+          token: blocker.accessToken,
+        })
+      ).status,
+    ).toBe(200)
+  const unblock = async (blocker: SignedUpUser, blocked: SignedUpUser) =>
+    expect(
+      (
+        await server.api("DELETE", `/api/settings/privacy/unblock/${blocked.user.id}`, {
+          token: blocker.accessToken,
+        })
+      ).status,
+    ).toBe(200)
 
   test("a block either way stops direct messages and new direct chats, both with 403", async () => {
     const [a, b, c] = await signUpMany(server, 3, "Blk")
