@@ -1,7 +1,10 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test"
 import { directChat, group, send, signUpMany } from "./helpers/messaging.ts"
 import { type TestServer, startTestServer } from "./helpers/server.ts"
 import type { SignedUpUser } from "./helpers/users.ts"
+
+// Real servers, real databases, child processes: generous on a loaded CI machine.
+setDefaultTimeout(30_000)
 
 let server: TestServer
 let alice: SignedUpUser, bob: SignedUpUser, carol: SignedUpUser, dave: SignedUpUser

@@ -1,10 +1,13 @@
-import { afterAll, describe, expect, test } from "bun:test"
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { migrations } from "../migrations/index.ts"
 import { runCli } from "./helpers/cli.ts"
 import { createTestDatabase, testPostgresUrl } from "./helpers/server.ts"
+
+// Real servers, real databases, child processes: generous on a loaded CI machine.
+setDefaultTimeout(30_000)
 
 const cleanups: (() => Promise<void>)[] = []
 afterAll(async () => {

@@ -1,8 +1,11 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test"
 import type { DomainEvent } from "../src/events.ts"
 import { directChat, group, history, send, signUpMany } from "./helpers/messaging.ts"
 import { type TestServer, startTestServer } from "./helpers/server.ts"
 import type { SignedUpUser } from "./helpers/users.ts"
+
+// Real servers, real databases, child processes: generous on a loaded CI machine.
+setDefaultTimeout(30_000)
 
 let server: TestServer
 beforeAll(async () => {
