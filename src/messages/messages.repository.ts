@@ -124,12 +124,17 @@ export type Watermark = {
   last_delivered_seq: number
 }
 
+// A member who turned read receipts off (privacy) is seen as having received, never read (CONTRACT A4).
+const watermarkSelect = `select cm.conversation_id, cm.user_id,
+  case when s.show_read_receipts = false then 0 else cm.last_read_seq end as last_read_seq,
+  case when cm.last_delivered_seq > cm.last_read_seq then cm.last_delivered_seq else cm.last_read_seq end as last_delivered_seq
+  from conversation_members cm left join user_settings s on s.user_id = cm.user_id`
 const watermarksQuery = readQuery<Watermark>(
-  "select conversation_id, user_id, last_read_seq, last_delivered_seq from conversation_members where conversation_id in (select value from json_each(?))",
-  "select conversation_id, user_id, last_read_seq, last_delivered_seq from conversation_members where conversation_id = any($1::text[])",
+  `${watermarkSelect} where cm.conversation_id in (select value from json_each(?))`,
+  `${watermarkSelect} where cm.conversation_id = any($1::text[])`,
 )
 
-/** Watermarks of the members of these conversations (for message status). */
+/** Watermarks of the members of these conversations, as others may see them (for message status). */
 export async function watermarksOf(h: DatabaseHandle, conversationIds: string[]): Promise<Watermark[]> {
   if (conversationIds.length === 0) return []
   return watermarksQuery(h, [listParam(h, conversationIds)])
