@@ -13,6 +13,7 @@ import { syncRoutes } from "./sync/sync.routes.ts"
 import { settingsRoutes } from "./settings/settings.routes.ts"
 import { usersRoutes } from "./accounts/users.routes.ts"
 import { accountRoutes } from "./accounts/account.routes.ts"
+import { groupsRoutes } from "./groups/groups.routes.ts"
 
 /** Paths that live at the root; every other path is an alias of the same path under /api (CONTRACT A1). */
 const rootPath = /^\/(?:$|api(?:\/|$)|health$|docs(?:\/|$)|ws$|socket\.io\/)/
@@ -27,6 +28,7 @@ const apiRoutes = (deps: Deps) =>
     .use(settingsRoutes(deps))
     .use(usersRoutes(deps))
     .use(accountRoutes(deps))
+    .use(groupsRoutes(deps))
 
 /** The Elysia root: error mapping, request log, CORS, JSON limits, docs, health and every feature under /api. */
 export function createApp(deps: Deps, inFlight: InFlight = { count: 0 }) {
