@@ -537,3 +537,44 @@ describe("the app's group flows", () => {
     )
   })
 })
+
+describe("races", () => {
+  test("two transfers at once leave exactly one FOUNDER", async () => {
+    const [founder, a, b] = await signUpMany(server, 3, "Race")
+    const g = await createGroup(founder!, [a!, b!])
+    const results = await Promise.all(
+      [a!, b!].map((u) =>
+        api("POST", `/api/groups/${g.id}/transfer-ownership`, founder, { new_founder_id: u.user.id }),
+      ),
+    )
+    expect(results.map((r) => r.status).sort()).toEqual([200, 403])
+    const roles = (await api("GET", `/api/groups/${g.id}`, a)).body.members.map((m: any) => m.role)
+    expect(roles.filter((r: string) => r === "FOUNDER")).toHaveLength(1)
+  })
+
+  test("joins, requests and events racing the group's deletion never 500", async () => {
+    const people = await signUpMany(server, 4, "Racer")
+    const [founder, ...others] = people as SignedUpUser[]
+    for (let round = 0; round < 3; round++) {
+      const g = await createGroup(founder, [others[0]!])
+      const event = await api("POST", `/api/groups/${g.id}/events`, founder, {
+        title: "Race",
+        start_time: "2030-01-01T00:00:00Z",
+      })
+      const calls = [
+        api("POST", `/api/groups/join/${g.settings.invite_link}`, others[1], {}),
+        api("POST", `/api/groups/${g.id}/events/${event.body.id}/attend`, others[0], { status: "going" }),
+        api("POST", `/api/groups/${g.id}/events`, founder, {
+          title: "Late",
+          start_time: "2030-01-01T00:00:00Z",
+        }),
+        api("POST", `/api/groups/${g.id}/members`, others[0], { user_ids: [others[2]!.user.id] }),
+        api("DELETE", `/api/groups/${g.id}`, founder),
+        api("GET", `/api/groups/${g.id}`, others[0]),
+      ]
+      const statuses = (await Promise.all(calls)).map((r) => r.status)
+      expect(statuses.filter((s) => s >= 500)).toEqual([])
+      expect(statuses[4]).toBe(200)
+    }
+  })
+})

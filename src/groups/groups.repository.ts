@@ -224,20 +224,25 @@ export async function deleteMember(db: Kysely<Database>, conversationId: string,
   return Number(result.numDeletedRows) > 0
 }
 
-/** Sets a member's role. */
+/** Sets a member's role (only if their role is `onlyFrom` / is not `notFrom`, when given); true when a row changed. */
 export async function setMemberRole(
   db: Kysely<Database>,
   conversationId: string,
   userId: string,
   role: MemberRole,
   now: number,
-) {
-  await db
+  onlyFrom?: MemberRole,
+  notFrom?: MemberRole,
+): Promise<boolean> {
+  let query = db
     .updateTable("conversation_members")
     .set({ role, updated_at: now })
     .where("conversation_id", "=", conversationId)
     .where("user_id", "=", userId)
-    .execute()
+  if (onlyFrom) query = query.where("role", "=", onlyFrom)
+  if (notFrom) query = query.where("role", "!=", notFrom)
+  const result = await query.executeTakeFirst()
+  return Number(result.numUpdatedRows) > 0
 }
 
 /**

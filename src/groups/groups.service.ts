@@ -56,6 +56,28 @@ export const groupErrors = {
 const invalid = (field: string, msg: string) => new AppError(422, "request.invalid", `${field}: ${msg}`)
 
 /**
+ * Runs a write on a group. When it fails because the group went meanwhile (deleted by its founder between our
+ * check and the write: a foreign key or a missing row), the answer is the 404 a later request would get,
+ * never a 500. `stillThere` checks for a narrower thing (an event) when given.
+ */
+async function whileGroupExists<T>(
+  deps: Deps,
+  groupId: string,
+  write: () => Promise<T>,
+  stillThere?: () => Promise<boolean>,
+  gone: () => AppError = groupErrors.notFound,
+): Promise<T> {
+  try {
+    return await write()
+  } catch (error) {
+    if (error instanceof AppError) throw error
+    if ((await conversationType(deps.database.db, groupId)) !== "GROUP") throw groupErrors.notFound()
+    if (stillThere && !(await stillThere())) throw gone()
+    throw error
+  }
+}
+
+/**
  * The caller's membership of a group, or an error: 404 `group.not_found` when there is no such group
  * (unknown or malformed id, or a direct conversation), 403 `group.not_member` when it exists and the caller is
  * not in it — 404 for both with `hide` (leave answers 404 to non-members, CONTRACT §2.5).
@@ -184,7 +206,7 @@ async function renderGroup(
   const db = deps.database.db
   const [group, settings, members] = await Promise.all([
     findGroup(db, groupId),
-    ensureSettings(db, groupId, deps.clock.now()),
+    whileGroupExists(deps, groupId, () => ensureSettings(db, groupId, deps.clock.now())),
     membersJson(deps, userId, groupId),
   ])
   if (!group) throw groupErrors.notFound()
@@ -483,7 +505,9 @@ export async function addMembers(deps: Deps, userId: string, groupId: string, us
       .where("user_id", "in", ids.length ? ids : [""])
       .execute()
     const candidates = ids.filter((id) => !present.some((p) => p.user_id === id))
-    const requests = await openJoinRequests(db, groupId, candidates, userId, now)
+    const requests = await whileGroupExists(deps, groupId, () =>
+      openJoinRequests(db, groupId, candidates, userId, now),
+    )
     return {
       success: true,
       added: 0,
@@ -492,10 +516,12 @@ export async function addMembers(deps: Deps, userId: string, groupId: string, us
       message: "An admin must approve the new members",
     }
   }
-  const { added, positions } = await db.transaction().execute(async (trx) => {
-    const added = await insertMembers(trx, groupId, ids, "MEMBER", now)
-    return { added, positions: await appendChanges(trx, dialect, addedChanges(groupId, added), now) }
-  })
+  const { added, positions } = await whileGroupExists(deps, groupId, () =>
+    db.transaction().execute(async (trx) => {
+      const added = await insertMembers(trx, groupId, ids, "MEMBER", now)
+      return { added, positions: await appendChanges(trx, dialect, addedChanges(groupId, added), now) }
+    }),
+  )
   announceMembership(deps, groupId, added, [], positions)
   return { success: true, added: added.length, user_ids: added }
 }
@@ -517,10 +543,12 @@ export async function removeMember(deps: Deps, userId: string, groupId: string, 
   if (!role) throw groupErrors.memberNotFound()
   if (role === "FOUNDER") throw forbidden("group.founder_protected", "Cannot remove the Founder")
   const now = deps.clock.now()
-  const positions = await db.transaction().execute(async (trx) => {
-    if (!(await deleteMember(trx, groupId, targetId))) return null
-    return appendChanges(trx, dialect, removedChanges(groupId, targetId), now)
-  })
+  const positions = await whileGroupExists(deps, groupId, () =>
+    db.transaction().execute(async (trx) => {
+      if (!(await deleteMember(trx, groupId, targetId))) return null
+      return appendChanges(trx, dialect, removedChanges(groupId, targetId), now)
+    }),
+  )
   if (!positions) throw groupErrors.memberNotFound()
   announceMembership(deps, groupId, [], [targetId], positions)
   return { success: true, message: "Member removed" }
@@ -548,7 +576,8 @@ export async function assignRole(
   if (!current) throw groupErrors.memberNotFound()
   if (current === "FOUNDER") throw forbidden("group.founder_protected", "Cannot change the Founder's role")
   const newRole = role as MemberRole
-  await setMemberRole(db, groupId, targetId, newRole, deps.clock.now())
+  if (!(await setMemberRole(db, groupId, targetId, newRole, deps.clock.now(), undefined, "FOUNDER")))
+    throw groupErrors.memberNotFound()
   announceGroupUpdated(deps, groupId, { member_role: { user_id: targetId, role: newRole } })
   return {
     success: true,
@@ -569,8 +598,10 @@ export async function transferOwnership(deps: Deps, userId: string, groupId: str
   if (!(await memberRole(db, groupId, newFounderId))) throw groupErrors.memberNotFound()
   const now = deps.clock.now()
   await db.transaction().execute(async (trx) => {
-    await setMemberRole(trx, groupId, newFounderId, "FOUNDER", now)
-    await setMemberRole(trx, groupId, userId, "MEMBER", now)
+    // Step down first, only if still FOUNDER: two transfers at once cannot make two founders.
+    if (!(await setMemberRole(trx, groupId, userId, "MEMBER", now, "FOUNDER")))
+      throw groupErrors.founderOnly("transfer ownership")
+    if (!(await setMemberRole(trx, groupId, newFounderId, "FOUNDER", now))) throw groupErrors.memberNotFound()
     await trx
       .updateTable("conversations")
       .set({ created_by: newFounderId, updated_at: now })
@@ -596,26 +627,28 @@ export async function leaveGroup(deps: Deps, userId: string, groupId: string) {
     .where("id", "=", userId)
     .executeTakeFirstOrThrow()
   const now = deps.clock.now()
-  const result = await db.transaction().execute(async (trx) => {
-    if (!(await deleteMember(trx, groupId, userId))) return null
-    const message = await insertSystemMessage(
-      trx,
-      groupId,
-      userId,
-      `${user.display_name || user.phone_number} left the group`,
-      now,
-    )
-    const positions = await appendChanges(
-      trx,
-      dialect,
-      [
-        ...removedChanges(groupId, userId),
-        { conversationId: groupId, kind: "message.created", messageId: message.id },
-      ],
-      now,
-    )
-    return { message, positions }
-  })
+  const result = await whileGroupExists(deps, groupId, () =>
+    db.transaction().execute(async (trx) => {
+      if (!(await deleteMember(trx, groupId, userId))) return null
+      const message = await insertSystemMessage(
+        trx,
+        groupId,
+        userId,
+        `${user.display_name || user.phone_number} left the group`,
+        now,
+      )
+      const positions = await appendChanges(
+        trx,
+        dialect,
+        [
+          ...removedChanges(groupId, userId),
+          { conversationId: groupId, kind: "message.created", messageId: message.id },
+        ],
+        now,
+      )
+      return { message, positions }
+    }),
+  )
   if (!result) throw groupErrors.notFound()
   announceMembership(deps, groupId, [], [userId], result.positions.slice(0, 2))
   const [view] = await findMessageViews(deps.database, [result.message.id])
@@ -674,7 +707,9 @@ export async function joinByInvite(deps: Deps, userId: string, code: string) {
     throw badRequest("group.already_member", "You are already a member of this group")
   const now = deps.clock.now()
   if (settings.require_admin_approval) {
-    const requests = await openJoinRequests(db, groupId, [userId], null, now)
+    const requests = await whileGroupExists(deps, groupId, () =>
+      openJoinRequests(db, groupId, [userId], null, now),
+    )
     return {
       accepted: true as const,
       body: {
@@ -687,10 +722,12 @@ export async function joinByInvite(deps: Deps, userId: string, code: string) {
       },
     }
   }
-  const { added, positions } = await db.transaction().execute(async (trx) => {
-    const added = await insertMembers(trx, groupId, [userId], "MEMBER", now)
-    return { added, positions: await appendChanges(trx, dialect, addedChanges(groupId, added), now) }
-  })
+  const { added, positions } = await whileGroupExists(deps, groupId, () =>
+    db.transaction().execute(async (trx) => {
+      const added = await insertMembers(trx, groupId, [userId], "MEMBER", now)
+      return { added, positions: await appendChanges(trx, dialect, addedChanges(groupId, added), now) }
+    }),
+  )
   if (!added.length) throw badRequest("group.already_member", "You are already a member of this group")
   announceMembership(deps, groupId, added, [], positions)
   return {
@@ -758,12 +795,14 @@ export async function decideRequest(
   if (request.status !== "pending")
     throw conflict("group.request_decided", `This join request was already ${request.status}`)
   const now = deps.clock.now()
-  const outcome = await db.transaction().execute(async (trx) => {
-    if (!(await decideJoinRequest(trx, requestId, decision, userId, now))) return null
-    if (decision === "rejected") return { added: [] as string[], positions: [] as number[] }
-    const added = await insertMembers(trx, groupId, [request.user_id], "MEMBER", now)
-    return { added, positions: await appendChanges(trx, dialect, addedChanges(groupId, added), now) }
-  })
+  const outcome = await whileGroupExists(deps, groupId, () =>
+    db.transaction().execute(async (trx) => {
+      if (!(await decideJoinRequest(trx, requestId, decision, userId, now))) return null
+      if (decision === "rejected") return { added: [] as string[], positions: [] as number[] }
+      const added = await insertMembers(trx, groupId, [request.user_id], "MEMBER", now)
+      return { added, positions: await appendChanges(trx, dialect, addedChanges(groupId, added), now) }
+    }),
+  )
   if (!outcome) throw conflict("group.request_decided", "This join request was already decided")
   announceMembership(deps, groupId, outcome.added, [], outcome.positions)
   const decided = (await findJoinRequest(db, groupId, requestId))!
@@ -841,24 +880,26 @@ export async function createEvent(deps: Deps, userId: string, groupId: string, i
   const db = deps.database.db
   const now = deps.clock.now()
   const id = Bun.randomUUIDv7()
-  await db
-    .insertInto("group_events")
-    .values({
-      id,
-      conversation_id: groupId,
-      created_by: userId,
-      title: input.title,
-      description: input.description ?? null,
-      location: input.location ?? null,
-      start_time: start,
-      end_time: end,
-      is_online: input.is_online === true,
-      meeting_link: input.meeting_link ?? null,
-      max_attendees: input.max_attendees ?? null,
-      created_at: now,
-      updated_at: now,
-    })
-    .execute()
+  await whileGroupExists(deps, groupId, () =>
+    db
+      .insertInto("group_events")
+      .values({
+        id,
+        conversation_id: groupId,
+        created_by: userId,
+        title: input.title,
+        description: input.description ?? null,
+        location: input.location ?? null,
+        start_time: start,
+        end_time: end,
+        is_online: input.is_online === true,
+        meeting_link: input.meeting_link ?? null,
+        max_attendees: input.max_attendees ?? null,
+        created_at: now,
+        updated_at: now,
+      })
+      .execute(),
+  )
   const event = eventJson((await findEvent(db, groupId, id, userId))!)
   deps.events.emit({
     type: "conversation",
@@ -893,7 +934,14 @@ export async function attendEvent(
   const db = deps.database.db
   if (!(await findEvent(db, groupId, eventId, userId)))
     throw notFound("group.event_not_found", "Event not found")
-  await upsertAttendance(db, eventId, userId, status, deps.clock.now())
+  const eventGone = () => notFound("group.event_not_found", "Event not found")
+  await whileGroupExists(
+    deps,
+    groupId,
+    () => upsertAttendance(db, eventId, userId, status, deps.clock.now()),
+    async () => !!(await findEvent(db, groupId, eventId, userId)),
+    eventGone,
+  )
   const event = eventJson((await findEvent(db, groupId, eventId, userId))!)
   return { success: true, status, attendees_count: event.attendees_count, event }
 }
