@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { history, send, signUpMany } from "./helpers/messaging.ts"
 import { type TestServer, startTestServer } from "./helpers/server.ts"
 import type { SignedUpUser } from "./helpers/users.ts"
+import { transferOwnership } from "../src/groups/groups.service.ts"
 
 let server: TestServer
 beforeAll(async () => {
@@ -540,14 +541,14 @@ describe("the app's group flows", () => {
 
 describe("races", () => {
   test("two transfers at once leave exactly one FOUNDER", async () => {
-    const [founder, a, b] = await signUpMany(server, 3, "Race")
-    const g = await createGroup(founder!, [a!, b!])
-    const results = await Promise.all(
-      [a!, b!].map((u) =>
-        api("POST", `/api/groups/${g.id}/transfer-ownership`, founder, { new_founder_id: u.user.id }),
-      ),
+    const [founder, a, b, c] = await signUpMany(server, 4, "Race")
+    const g = await createGroup(founder!, [a!, b!, c!])
+    // Called side by side in one tick (the service the route calls), so both pass the role check before
+    // either commits: only the conditional step-down keeps the second one out.
+    const outcomes = await Promise.allSettled(
+      [a!, b!, c!].map((u) => transferOwnership(server.deps, founder!.user.id, g.id, u.user.id)),
     )
-    expect(results.map((r) => r.status).sort()).toEqual([200, 403])
+    expect(outcomes.map((o) => o.status).sort()).toEqual(["fulfilled", "rejected", "rejected"])
     const roles = (await api("GET", `/api/groups/${g.id}`, a)).body.members.map((m: any) => m.role)
     expect(roles.filter((r: string) => r === "FOUNDER")).toHaveLength(1)
   })
