@@ -76,6 +76,7 @@ export function conversationJson(
   c: MembershipView,
   userId: string,
   participants: ParticipantRow[],
+  participantCount: number,
   last: MessageView | undefined,
   now: number,
 ) {
@@ -121,8 +122,8 @@ export function conversationJson(
     last_message_at: lastMessageAt,
     unreadCount: unread,
     unread_count: unread,
-    participantCount: participants.length,
-    participant_count: participants.length,
+    participantCount,
+    participant_count: participantCount,
     lastSeq: Number(c.last_seq),
     last_seq: Number(c.last_seq),
     lastReadSeq: Number(c.last_read_seq),
@@ -141,15 +142,19 @@ export function conversationJson(
 /** The conversation JSON type. */
 export type ConversationJson = ReturnType<typeof conversationJson>
 
+/** Lists carry at most this many participants per conversation (`participant_count` is exact; GET /conversations/:id has them all). */
+export const listParticipantCap = 10
+
 /**
- * Renders memberships for their member: participants in one query, last messages from the denormalized
- * `last_message_id` in one query; only when that one is hidden or cleared for the caller is the newest
- * visible one looked up for that conversation.
+ * Renders memberships for their member: participants in one query (the first `participantCap` of each when
+ * given), last messages from the denormalized `last_message_id` in one query; only when that one is hidden
+ * or cleared for the caller is the newest visible one looked up for that conversation.
  */
 export async function renderConversations(
   deps: Deps,
   userId: string,
   rows: MembershipView[],
+  participantCap?: number,
 ): Promise<ConversationJson[]> {
   if (rows.length === 0) return []
   const ids = rows.map((r) => r.id)
@@ -179,7 +184,9 @@ export async function renderConversations(
             ? await newestVisibleMessage(deps.database, c.id, userId, Number(c.cleared_seq))
             : undefined
       }
-      return conversationJson(c, userId, byConversation.get(c.id) ?? [], last, now)
+      const members = byConversation.get(c.id) ?? []
+      const shown = participantCap ? members.slice(0, participantCap) : members
+      return conversationJson(c, userId, shown, members.length, last, now)
     }),
   )
 }
@@ -196,7 +203,12 @@ export async function listConversations(
     listMemberships(deps.database, { userId, archived: params.archived, limit, offset }),
     countMemberships(deps.database, userId, params.archived),
   ])
-  return { conversations: await renderConversations(deps, userId, rows), total, limit, offset }
+  return {
+    conversations: await renderConversations(deps, userId, rows, listParticipantCap),
+    total,
+    limit,
+    offset,
+  }
 }
 
 /** `GET /conversations/:id`: one conversation for a member (403 for others, 404 when unknown). */
