@@ -520,6 +520,13 @@ describe("the app's group flows", () => {
     expect((await api("GET", `/api/groups/${g.id}/events`, member)).body.map((e: any) => e.title)).toEqual([
       "Meet-up call",
     ])
+    // Answers of people who left no longer count.
+    for (const u of [member!, founder!])
+      await api("POST", `/api/groups/${g.id}/events/${sooner.body.id}/attend`, u, { status: "going" })
+    const going = async () => (await api("GET", `/api/groups/${g.id}/events`, founder)).body[0].going_count
+    expect(await going()).toBe(2)
+    await api("POST", `/api/groups/${g.id}/leave`, member, {})
+    expect(await going()).toBe(1)
   })
 
   test("groups made through POST /conversations get settings on first read", async () => {

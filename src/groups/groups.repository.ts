@@ -306,7 +306,10 @@ export type EventRow = Selectable<Database["group_events"]> & {
 
 function eventsWithCounts(db: Kysely<Database>, viewerId: string) {
   const count = (status: AttendanceStatus) =>
-    sql<number>`(select count(*) from group_event_attendees a where a.event_id = e.id and a.status = ${status})`
+    // Answers of people still in the group only (someone who left or was removed no longer attends).
+    sql<number>`(select count(*) from group_event_attendees a join conversation_members m
+      on m.conversation_id = e.conversation_id and m.user_id = a.user_id
+      where a.event_id = e.id and a.status = ${status})`
   return db
     .selectFrom("group_events as e")
     .leftJoin("users as u", "u.id", "e.created_by")
