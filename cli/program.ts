@@ -41,8 +41,8 @@ export function buildProgram(options: ProgramOptions = {}): Command {
   program.addCommand(serveCommand(context))
   program.addCommand(migrateCommand(context))
   program.addCommand(configCommand(context))
-  program.addCommand(usersCommand(context))
   program.addCommand(doctorCommand(context))
+  program.addCommand(usersCommand(context))
   return program
 }
 

@@ -7,12 +7,12 @@ import { errorsPlugin } from "./http/errors.plugin.ts"
 import { type InFlight, requestsPlugin } from "./http/requests.plugin.ts"
 import { healthRoutes } from "./health/health.routes.ts"
 import { authRoutes } from "./auth/auth.routes.ts"
-import { conversationsRoutes } from "./conversations/conversations.routes.ts"
-import { messagesRoutes } from "./messages/messages.routes.ts"
-import { syncRoutes } from "./sync/sync.routes.ts"
 import { settingsRoutes } from "./settings/settings.routes.ts"
 import { usersRoutes } from "./accounts/users.routes.ts"
 import { accountRoutes } from "./accounts/account.routes.ts"
+import { conversationsRoutes } from "./conversations/conversations.routes.ts"
+import { messagesRoutes } from "./messages/messages.routes.ts"
+import { syncRoutes } from "./sync/sync.routes.ts"
 import { groupsRoutes } from "./groups/groups.routes.ts"
 
 /** Paths that live at the root; every other path is an alias of the same path under /api (CONTRACT A1). */
@@ -21,13 +21,16 @@ const rootPath = /^\/(?:$|api(?:\/|$)|health$|docs(?:\/|$)|ws$|socket\.io\/)/
 /** The feature routes, mounted under /api. */
 const apiRoutes = (deps: Deps) =>
   new Elysia({ name: "api", prefix: "/api" })
+    // Bodies are JSON unless a route says otherwise. Parsing itself is the root's onParse (limits, checks);
+    // naming the parser here is what lets OpenAPI document each request body as application/json.
+    .guard({ parse: { fn: "json" } as never })
     .use(authRoutes(deps))
-    .use(conversationsRoutes(deps))
-    .use(messagesRoutes(deps))
-    .use(syncRoutes(deps))
     .use(settingsRoutes(deps))
     .use(usersRoutes(deps))
     .use(accountRoutes(deps))
+    .use(conversationsRoutes(deps))
+    .use(messagesRoutes(deps))
+    .use(syncRoutes(deps))
     .use(groupsRoutes(deps))
 
 /** The Elysia root: error mapping, request log, CORS, JSON limits, docs, health and every feature under /api. */
@@ -60,7 +63,9 @@ export function createApp(deps: Deps, inFlight: InFlight = { count: 0 }) {
     .use(corsPlugin(origins))
     // JSON bodies: size-limited, and an empty body reads as no body (several app calls POST without one).
     .onParse({ as: "global" }, async ({ request, contentType }) => {
-      if (!contentType?.startsWith("application/json")) return
+      // No content type: a bodyless POST/PUT (the app sends several); other types go to their route's parser.
+      if (!contentType) return {}
+      if (!contentType.startsWith("application/json")) return
       const declared = Number(request.headers.get("content-length") ?? 0)
       if (declared > bodyLimit) throw tooLarge(bodyLimit)
       const text = await request.text()

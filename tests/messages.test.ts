@@ -345,6 +345,24 @@ describe("receipts", () => {
   })
 })
 
+describe("read receipts privacy", () => {
+  test("a reader with read receipts off is seen as delivered, never read; their unread count still clears", async () => {
+    const [u, v] = await signUpMany(server, 2, "Priv")
+    const id = await directChat(server, u!, v!)
+    await send(server, u!, id, "are you reading this?")
+    const off = await server.api("PUT", "/api/settings/privacy?show_read_receipts=false", {
+      token: v!.accessToken,
+    })
+    expect(off.status).toBe(200)
+    await server.api("PUT", `/api/conversations/${id}/read`, { token: v!.accessToken, body: {} })
+    expect((await history(server, u!, id)).map((m) => m.status)).toEqual(["DELIVERED"])
+    const vList = await server.api("GET", "/api/conversations", { token: v!.accessToken })
+    expect(vList.body.conversations.find((c: any) => c.id === id).unreadCount).toBe(0)
+    await server.api("PUT", "/api/settings/privacy?show_read_receipts=true", { token: v!.accessToken })
+    expect((await history(server, u!, id)).map((m) => m.status)).toEqual(["READ"])
+  })
+})
+
 describe("search", () => {
   test("newest first, in the caller's conversations only, both parameter names, paginated", async () => {
     const [u, v, w] = await signUpMany(server, 3, "Find")

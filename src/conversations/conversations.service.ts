@@ -1,6 +1,6 @@
 import { iso } from "../clock.ts"
 import type { Deps } from "../deps.ts"
-import { badRequest, notFound } from "../errors.ts"
+import { badRequest, forbidden, notFound } from "../errors.ts"
 import {
   findMessageViews,
   hiddenAmong,
@@ -11,6 +11,7 @@ import { encodeCursor } from "../sync/sync.cursor.ts"
 import { appendChanges } from "../sync/sync.repository.ts"
 import { requireMembership } from "./conversations.access.ts"
 import {
+  blockBetween,
   countMemberships,
   existingUserIds,
   findMembership,
@@ -355,15 +356,31 @@ export async function createConversation(deps: Deps, userId: string, input: Crea
 }
 
 /**
- * Hook for who may start a conversation with whom (blocks). Blocks arrive with the accounts feature; until
- * then anyone may.
+ * Blocks (CONTRACT A3): no direct chat, and no group that puts the caller together with someone, when either
+ * blocked the other. The existing direct chat is refused too.
  */
 async function assertCanStartConversation(
-  _deps: Deps,
-  _userId: string,
-  _type: ConversationType,
-  _others: string[],
-) {}
+  deps: Deps,
+  userId: string,
+  type: ConversationType,
+  others: string[],
+) {
+  for (const other of others) {
+    const block = await blockBetween(deps.database, userId, other)
+    if (block === "blocked_them")
+      throw forbidden(
+        "conversation.blocked",
+        type === "DIRECT"
+          ? "You have blocked this user. Unblock them to send messages."
+          : "You have blocked one of these users. Unblock them to add them.",
+      )
+    if (block === "blocked_me")
+      throw forbidden(
+        "conversation.blocked",
+        type === "DIRECT" ? "You cannot send messages to this user." : "You cannot add one of these users.",
+      )
+  }
+}
 
 /** Announces membership changes: first `membership.changed` (the hub updates who gets what), then the feed event. */
 function announceMembers(

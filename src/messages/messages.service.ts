@@ -3,6 +3,7 @@ import { assertCanPostInGroup } from "../groups/groups.service.ts"
 import {
   advanceDelivered,
   advanceRead,
+  blockBetween,
   type MembershipView,
 } from "../conversations/conversations.repository.ts"
 import { type BatchOutcome, createWriteBatcher, type WriteBatcher } from "../db/write-batcher.ts"
@@ -156,10 +157,18 @@ export async function sendMessage(
 }
 
 /**
- * Hook for rules about who may post (blocks in DIRECT chats, group posting settings). Blocks arrive with the
- * accounts feature; until then every member may post.
+ * Who may post: in a DIRECT chat, nobody once either side blocked the other (CONTRACT §2.4 messages, A3).
+ * (Group posting settings belong to the groups feature.)
  */
-async function assertCanPost(_deps: Deps, _membership: MembershipView, _userId: string): Promise<void> {}
+async function assertCanPost(deps: Deps, membership: MembershipView, userId: string): Promise<void> {
+  if (membership.type !== "DIRECT" || !membership.direct_key) return
+  const other = membership.direct_key.split(" ").find((id) => id !== userId)
+  if (!other) return
+  const block = await blockBetween(deps.database, userId, other)
+  if (block === "blocked_them")
+    throw forbidden("message.blocked", "You have blocked this user. Unblock them to send messages.")
+  if (block === "blocked_me") throw forbidden("message.blocked", "You cannot send messages to this user.")
+}
 
 /** Commits a batch of sends (see `storeSends`), then answers each and announces `message:received`. */
 async function commitSends(deps: Deps, items: SendItem[]): Promise<BatchOutcome<SendResult>[]> {
