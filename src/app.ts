@@ -13,6 +13,7 @@ import { accountRoutes } from "./accounts/account.routes.ts"
 import { conversationsRoutes } from "./conversations/conversations.routes.ts"
 import { messagesRoutes } from "./messages/messages.routes.ts"
 import { syncRoutes } from "./sync/sync.routes.ts"
+import { groupsRoutes } from "./groups/groups.routes.ts"
 
 /** Paths that live at the root; every other path is an alias of the same path under /api (CONTRACT A1). */
 const rootPath = /^\/(?:$|api(?:\/|$)|health$|docs(?:\/|$)|ws$|socket\.io\/)/
@@ -30,6 +31,7 @@ const apiRoutes = (deps: Deps) =>
     .use(conversationsRoutes(deps))
     .use(messagesRoutes(deps))
     .use(syncRoutes(deps))
+    .use(groupsRoutes(deps))
 
 /** The Elysia root: error mapping, request log, CORS, JSON limits, docs, health and every feature under /api. */
 export function createApp(deps: Deps, inFlight: InFlight = { count: 0 }) {

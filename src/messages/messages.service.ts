@@ -1,4 +1,5 @@
 import { requireMembership } from "../conversations/conversations.access.ts"
+import { assertCanPostInGroup } from "../groups/groups.service.ts"
 import {
   advanceDelivered,
   advanceRead,
@@ -118,6 +119,7 @@ export async function sendMessage(
       return { message: await serializeOne(deps.database, existing, userId), created: false, cursor: null }
   }
   await assertCanPost(deps, membership, userId)
+  await assertCanPostInGroup(deps, membership) // groups: only_admins_can_post (src/groups)
   const replyToId = str(input.reply_to_id) ?? str(input.replyToId)
   let reply: ReplyPreview | null = null
   if (replyToId) {
