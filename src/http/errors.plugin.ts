@@ -33,6 +33,17 @@ export const errorsPlugin = (logger: Logger) =>
       set.status = 400
       return { detail: "The request body is not valid JSON.", code: "request.malformed" }
     }
+    const conflict = constraintConflict(error)
+    if (conflict) {
+      // A write that lost a race (the row it refers to was deleted, or the same row was created at once):
+      // the request cannot succeed as sent, which is the client's 409, not our 500.
+      logger.warn("write lost a race", { method: request.method, path, constraint: conflict })
+      set.status = 409
+      return {
+        detail: "This changed while you were acting on it. Reload and try again.",
+        code: "request.conflict",
+      }
+    }
     set.status = 500
     logger.error("unhandled error", {
       method: request.method,
@@ -63,6 +74,15 @@ function validationDetails(error: ValidationError): ValidationDetail[] {
       type: missing ? "missing" : "invalid",
     }
   })
+}
+
+/** Which kind of constraint a database error broke, if it is one: Postgres SQLSTATE 23503/23505, SQLite's messages. */
+function constraintConflict(error: unknown): "foreign_key" | "unique" | null {
+  if (!(error instanceof Error)) return null
+  const sqlState = (error as { code?: unknown }).code
+  if (sqlState === "23503" || /FOREIGN KEY constraint failed/.test(error.message)) return "foreign_key"
+  if (sqlState === "23505" || /UNIQUE constraint failed/.test(error.message)) return "unique"
+  return null
 }
 
 const humanize = (message: string) => message.charAt(0).toUpperCase() + message.slice(1)
