@@ -133,7 +133,13 @@ export async function up(db: Kysely<any>): Promise<void> {
     .on("changes")
     .columns(["conversation_id", "pos"])
     .execute()
-  await db.schema.createIndex("changes_user").on("changes").columns(["user_id", "pos"]).execute()
+  // Partial: most rows are for every member (user_id NULL); the planner must see this index as selective.
+  await db.schema
+    .createIndex("changes_user")
+    .on("changes")
+    .columns(["user_id", "pos"])
+    .where(sql.ref("user_id"), "is not", null)
+    .execute()
 
   if (pg) {
     // Only text messages are searchable; a deleted message has its content wiped, so it leaves the index.

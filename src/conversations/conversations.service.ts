@@ -152,13 +152,12 @@ export async function renderConversations(
   rows: MembershipView[],
 ): Promise<ConversationJson[]> {
   if (rows.length === 0) return []
-  const db = deps.database.db
   const ids = rows.map((r) => r.id)
   const lastIds = rows.map((r) => r.last_message_id).filter((id): id is string => !!id)
   const [participants, lasts, hidden] = await Promise.all([
-    participantsOf(db, ids),
-    findMessageViews(db, lastIds),
-    hiddenAmong(db, userId, lastIds),
+    participantsOf(deps.database, ids),
+    findMessageViews(deps.database, lastIds),
+    hiddenAmong(deps.database, userId, lastIds),
   ])
   const byConversation = new Map<string, ParticipantRow[]>()
   for (const p of participants) {
@@ -177,7 +176,7 @@ export async function renderConversations(
       ) {
         last =
           Number(c.last_seq) > Number(c.cleared_seq)
-            ? await newestVisibleMessage(db, c.id, userId, Number(c.cleared_seq))
+            ? await newestVisibleMessage(deps.database, c.id, userId, Number(c.cleared_seq))
             : undefined
       }
       return conversationJson(c, userId, byConversation.get(c.id) ?? [], last, now)
@@ -193,10 +192,9 @@ export async function listConversations(
 ) {
   const limit = Math.min(Math.max(Math.trunc(params.limit ?? 50), 1), 500)
   const offset = Math.max(Math.trunc(params.offset ?? 0), 0)
-  const db = deps.database.db
   const [rows, total] = await Promise.all([
-    listMemberships(db, { userId, archived: params.archived, limit, offset }),
-    countMemberships(db, userId, params.archived),
+    listMemberships(deps.database, { userId, archived: params.archived, limit, offset }),
+    countMemberships(deps.database, userId, params.archived),
   ])
   return { conversations: await renderConversations(deps, userId, rows), total, limit, offset }
 }
@@ -448,7 +446,7 @@ async function changeMemberState(
       now,
     )
   })
-  const updated = (await findMembership(db, membership.id, userId))!
+  const updated = (await findMembership(deps.database, membership.id, userId))!
   const state = memberStateJson(updated, now)
   deps.events.emit({
     type: "users",

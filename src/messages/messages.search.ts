@@ -105,11 +105,11 @@ export async function searchMessages(deps: Deps, userId: string, params: SearchP
     if (ids.length === 0) break
     key = ids.at(-1)!.key
     const views = await findMessageViews(
-      db,
+      deps.database,
       ids.map((r) => r.id),
     )
     const hidden = await hiddenAmong(
-      db,
+      deps.database,
       userId,
       views.map((v) => v.id),
     )
@@ -125,7 +125,7 @@ export async function searchMessages(deps: Deps, userId: string, params: SearchP
   }
   const hasMore = found.length > limit
   const page = found.slice(0, limit)
-  const messages = await serializeFor(db, page, userId)
+  const messages = await serializeFor(deps.database, page, userId)
   const last = page.at(-1) as (MessageView & { searchKey?: SearchKey }) | undefined
   return {
     messages,
