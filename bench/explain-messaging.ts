@@ -144,7 +144,7 @@ for (const dialect of dialects) {
     if (verdict.startsWith("FAIL")) failures++
     const shortSql = q.sql.replace(/\s+/g, " ").slice(0, opts.verbose ? 2000 : 160)
     console.log(`[${verdict}] ${q.label}: ${shortSql}`)
-    if (opts.verbose || verdict !== "ok") for (const line of plan) console.log(`      ${line}`)
+    if (opts.verbose || verdict !== "ok") for (const line of plan) console.log(`      ${line.slice(0, 220)}`)
   }
   await db.destroy().catch(() => {})
   await deps.close()

@@ -32,6 +32,7 @@ import {
   rng,
   saveMeta,
   type SampleUser,
+  schemaHash,
   sqliteDataPath,
 } from "./lib.ts"
 
@@ -520,6 +521,7 @@ let largest = 0
 for (let ci = 1; ci < N_CONVERSATIONS; ci++) if (lastSeq[ci]! > lastSeq[largest]!) largest = ci
 const meta: DatasetMeta = {
   dialect,
+  schemaHash: schemaHash(),
   location,
   jwtSecret: Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url"),
   generatedAt: new Date().toISOString(),

@@ -2,7 +2,7 @@
  * Shared pieces of the messaging benchmarks: where generated data lives, opening it with the product's own
  * config and database code, Postgres database management, latency statistics and a keep-alive load runner.
  */
-import { existsSync, readFileSync, writeFileSync } from "node:fs"
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { cpus, totalmem } from "node:os"
 import { join, resolve } from "node:path"
 import pg from "pg"
@@ -60,6 +60,8 @@ export type SampleUser = {
 /** What the generator leaves next to the data, so benchmarks reuse it. */
 export type DatasetMeta = {
   dialect: "sqlite" | "postgres"
+  /** Hash of migrations/*.ts when generated: a dataset from older migrations is regenerated. */
+  schemaHash: string
   /** SQLite file, or Postgres database name. */
   location: string
   jwtSecret: string
@@ -76,11 +78,23 @@ export const metaPath = (dialect: "sqlite" | "postgres") => join(outDir, `messag
 export const sqliteDataPath = join(outDir, "messaging-1m.db")
 export const postgresDataName = "urge_bench_msg_data"
 
-/** The generated dataset of this dialect, or null when it was never generated (or is gone). */
+/** A hash of the migrations' source: the schema a dataset was generated with. */
+export function schemaHash(): string {
+  const dir = resolve(import.meta.dir, "../migrations")
+  const hash = new Bun.CryptoHasher("sha256")
+  for (const file of readdirSync(dir).sort()) hash.update(readFileSync(join(dir, file)))
+  return hash.digest("hex").slice(0, 16)
+}
+
+/** The generated dataset of this dialect, or null when it was never generated, is gone, or predates the migrations. */
 export async function loadMeta(dialect: "sqlite" | "postgres"): Promise<DatasetMeta | null> {
   const path = metaPath(dialect)
   if (!existsSync(path)) return null
   const meta = JSON.parse(readFileSync(path, "utf8")) as DatasetMeta
+  if (meta.schemaHash !== schemaHash()) {
+    console.log(`${dialect}: the dataset was generated with other migrations; regenerate it`)
+    return null
+  }
   if (dialect === "sqlite" && !existsSync(meta.location)) return null
   if (dialect === "postgres" && !(await postgresDatabaseExists(meta.location))) return null
   return meta
