@@ -7,7 +7,8 @@
  *
  * Postgres: FAIL when a plan has a sequential scan of `messages` (WARN for other tables).
  * SQLite: FAIL when EXPLAIN QUERY PLAN scans `messages` without an index (WARN for a full scan of another table
- * or of an index). Runs on a throwaway copy (the send writes), removed at the end.
+ * or of an index). Each read also shows its execution time inside the database (best of 5; Postgres: EXPLAIN
+ * ANALYZE), which tells query cost from round trips. Runs on a throwaway copy (the send writes), removed at the end.
  */
 import { copyFileSync, rmSync } from "node:fs"
 import { join } from "node:path"
@@ -76,7 +77,28 @@ for (const dialect of dialects) {
     dialect === "sqlite"
       ? new Kysely<Database>({ dialect: new BunSqliteDialect({ database: deps.database.sqlite! }), log })
       : new Kysely<Database>({ dialect: new PostgresDialect({ pool: pool! }), log })
-  const traced: Deps = { ...deps, database: { ...deps.database, db } }
+  // Hot paths also run hand-written SQL on bun:sqlite directly (statement cache): record those too.
+  const record = (sql: string, parameters: unknown[]) => captured.push({ label, sql, parameters })
+  const wrapStatement = (sql: string, st: any) =>
+    new Proxy(st, {
+      get: (t, p) =>
+        ["all", "get", "run", "values"].includes(p as string)
+          ? (...params: unknown[]) => (record(sql, params), t[p](...params))
+          : typeof t[p] === "function"
+            ? t[p].bind(t)
+            : t[p],
+    })
+  const sqlite = deps.database.sqlite
+    ? new Proxy(deps.database.sqlite, {
+        get: (t: any, p) =>
+          p === "query" || p === "prepare"
+            ? (sql: string) => wrapStatement(sql, t[p](sql))
+            : typeof t[p] === "function"
+              ? t[p].bind(t)
+              : t[p],
+      })
+    : undefined
+  const traced: Deps = { ...deps, database: { ...deps.database, db, sqlite } }
 
   const user = meta.sample[0]!
   const big = user.conversations.reduce((a, b) => (b.lastSeq > a.lastSeq ? b : a))
@@ -140,10 +162,29 @@ for (const dialect of dialects) {
         (r) => r["QUERY PLAN"],
       )
     }
+    // Execution time inside the database (reads only; best of 5), to tell query cost from round trips.
+    let exec = ""
+    if (/^\s*select/i.test(q.sql)) {
+      let best = Infinity
+      for (let i = 0; i < 5; i++) {
+        if (dialect === "sqlite") {
+          const t0 = performance.now()
+          deps.database.sqlite!.query(q.sql).all(...(q.parameters as any[]))
+          best = Math.min(best, performance.now() - t0)
+        } else {
+          const { rows } = await pool!.query(
+            `EXPLAIN (ANALYZE, FORMAT JSON) ${q.sql}`,
+            q.parameters as unknown[],
+          )
+          best = Math.min(best, rows[0]["QUERY PLAN"][0]["Execution Time"])
+        }
+      }
+      exec = ` (${best.toFixed(2)} ms)`
+    }
     const verdict = judge(dialect, plan)
     if (verdict.startsWith("FAIL")) failures++
     const shortSql = q.sql.replace(/\s+/g, " ").slice(0, opts.verbose ? 2000 : 160)
-    console.log(`[${verdict}] ${q.label}: ${shortSql}`)
+    console.log(`[${verdict}]${exec} ${q.label}: ${shortSql}`)
     if (opts.verbose || verdict !== "ok") for (const line of plan) console.log(`      ${line.slice(0, 220)}`)
   }
   await db.destroy().catch(() => {})
