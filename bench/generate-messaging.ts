@@ -16,7 +16,7 @@ import { rmSync } from "node:fs"
 import { Kysely, PostgresDialect } from "kysely"
 import pg from "pg"
 import { insertSession } from "../src/auth/sessions.repository.ts"
-import { hashRefreshToken, newRefreshToken } from "../src/auth/tokens.ts"
+import { hashRefreshToken, newRefreshSalt, refreshTokenFor } from "../src/auth/tokens.ts"
 import { openDatabase } from "../src/db/database.ts"
 import { migrateUp } from "../src/db/migrate.ts"
 import type { Database } from "../src/db/schema.ts"
@@ -51,6 +51,8 @@ if (!opts.force && (await loadMeta(dialect))) {
 }
 
 const started = performance.now()
+// The dataset's server secret: signs the sample users' access tokens (and derives their refresh tokens).
+const jwtSecret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url")
 const rand = rng(20261124)
 const int = (n: number) => Math.floor(rand() * n)
 // Users are picked half uniformly, half skewed to low indexes: a few heavy users with ~50-100 conversations.
@@ -486,10 +488,12 @@ conversations.forEach((c, ci) => c.members.forEach((ui) => byUser.set(ui, [...(b
 const sample: SampleUser[] = []
 for (let ui = 0; ui < N_SAMPLE; ui++) {
   const sessionId = Bun.randomUUIDv7()
+  const salt = newRefreshSalt()
   await insertSession(sessionDb, {
     id: sessionId,
     user_id: users[ui]!.id,
-    refresh_token_hash: hashRefreshToken(newRefreshToken()),
+    refresh_token_hash: hashRefreshToken(refreshTokenFor(jwtSecret, sessionId, salt)),
+    refresh_salt: salt,
     device_name: "bench",
     platform: "bench",
     ip: null,
@@ -523,7 +527,7 @@ const meta: DatasetMeta = {
   dialect,
   schemaHash: schemaHash(),
   location,
-  jwtSecret: Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url"),
+  jwtSecret,
   generatedAt: new Date().toISOString(),
   generationSeconds: Math.round((performance.now() - started) / 1000),
   counts: {

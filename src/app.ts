@@ -7,6 +7,9 @@ import { errorsPlugin } from "./http/errors.plugin.ts"
 import { type InFlight, requestsPlugin } from "./http/requests.plugin.ts"
 import { healthRoutes } from "./health/health.routes.ts"
 import { authRoutes } from "./auth/auth.routes.ts"
+import { settingsRoutes } from "./settings/settings.routes.ts"
+import { usersRoutes } from "./accounts/users.routes.ts"
+import { accountRoutes } from "./accounts/account.routes.ts"
 import { conversationsRoutes } from "./conversations/conversations.routes.ts"
 import { messagesRoutes } from "./messages/messages.routes.ts"
 import { syncRoutes } from "./sync/sync.routes.ts"
@@ -17,7 +20,13 @@ const rootPath = /^\/(?:$|api(?:\/|$)|health$|docs(?:\/|$)|ws$|socket\.io\/)/
 /** The feature routes, mounted under /api. */
 const apiRoutes = (deps: Deps) =>
   new Elysia({ name: "api", prefix: "/api" })
+    // Bodies are JSON unless a route says otherwise. Parsing itself is the root's onParse (limits, checks);
+    // naming the parser here is what lets OpenAPI document each request body as application/json.
+    .guard({ parse: { fn: "json" } as never })
     .use(authRoutes(deps))
+    .use(settingsRoutes(deps))
+    .use(usersRoutes(deps))
+    .use(accountRoutes(deps))
     .use(conversationsRoutes(deps))
     .use(messagesRoutes(deps))
     .use(syncRoutes(deps))
@@ -38,19 +47,34 @@ export function createApp(deps: Deps, inFlight: InFlight = { count: 0 }) {
       return self.app!.handle(new Request(url.slice(0, pathStart) + "/api" + url.slice(pathStart), request))
     })
     .use(errorsPlugin(logger))
+    // NUL characters: Postgres text cannot hold them (SQLite can), so they are refused at the edge, the same
+    // on both databases: in a path it is no resource of ours (404), in a query or body a bad value (422).
+    .onRequest(({ request }) => {
+      const url = request.url
+      const nul = url.indexOf("%00")
+      if (nul === -1) return
+      const query = url.indexOf("?")
+      if (query === -1 || nul < query) throw new AppError(404, "route.not_found", "Not Found")
+      throw nulRefused()
+    })
     .use(requestsPlugin(logger, config.log.requests, inFlight))
     .use(corsPlugin(origins))
     // JSON bodies: size-limited, and an empty body reads as no body (several app calls POST without one).
     .onParse({ as: "global" }, async ({ request, contentType }) => {
-      if (!contentType?.startsWith("application/json")) return
+      // No content type: a bodyless POST/PUT (the app sends several); other types go to their route's parser.
+      if (!contentType) return {}
+      if (!contentType.startsWith("application/json")) return
       const declared = Number(request.headers.get("content-length") ?? 0)
       if (declared > bodyLimit) throw tooLarge(bodyLimit)
       const text = await request.text()
       if (text.length > bodyLimit) throw tooLarge(bodyLimit)
       if (text.trim() === "") return {}
       try {
-        return JSON.parse(text)
-      } catch {
+        // Only a body that may hold a "toString"/"valueOf" key or a NUL pays for the checking reviver.
+        if (!/"(?:toString|valueOf)"|\\u0000/.test(text)) return JSON.parse(text)
+        return JSON.parse(text, checkedValue)
+      } catch (error) {
+        if (error instanceof AppError) throw error
         throw new AppError(400, "request.malformed", "The request body is not valid JSON.")
       }
     })
@@ -69,3 +93,16 @@ const corsPlugin = (origins: string[]) =>
 
 const tooLarge = (limit: number) =>
   new AppError(413, "request.too_large", `The request body is larger than ${limit} bytes.`)
+
+/**
+ * JSON.parse reviver for the rare suspicious body. A "toString"/"valueOf" key that is not a function makes
+ * Elysia's validation message builder throw (a 500 instead of a 422); no field of ours has these names, so
+ * they are dropped. NUL characters are refused (Postgres text cannot store them).
+ */
+const checkedValue = (key: string, value: unknown) => {
+  if (key === "toString" || key === "valueOf") return undefined
+  if ((typeof value === "string" && value.includes("\0")) || key.includes("\0")) throw nulRefused()
+  return value
+}
+
+const nulRefused = () => new AppError(422, "request.invalid", "Text must not contain NUL characters.")

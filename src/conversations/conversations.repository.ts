@@ -12,6 +12,8 @@ export type MembershipView = {
   avatar_url: string | null
   description: string | null
   created_by: string | null
+  /** DIRECT: the two member ids, sorted, space-separated. */
+  direct_key: string | null
   last_seq: number
   last_message_id: string | null
   last_message_at: number | null
@@ -29,7 +31,7 @@ export type MembershipView = {
   hidden: number | boolean
 }
 
-const membershipSelect = `select c.id, c.type, c.name, c.avatar_url, c.description, c.created_by, c.last_seq,
+const membershipSelect = `select c.id, c.type, c.name, c.avatar_url, c.description, c.created_by, c.direct_key, c.last_seq,
   c.last_message_id, c.last_message_at, c.created_at, c.updated_at, cm.role, cm.joined_at, cm.last_read_seq,
   cm.last_delivered_seq, cm.cleared_seq, cm.muted_until, cm.archived, cm.favourite, cm.pinned_at, cm.hidden
   from conversation_members cm join conversations c on c.id = cm.conversation_id`
@@ -207,4 +209,19 @@ export async function advanceDelivered(
     .where("user_id", "=", userId)
     .where("last_delivered_seq", "<", seq)
     .execute()
+}
+
+const blocksQuery = readQuery<{ blocker_id: string }>(
+  "select blocker_id from user_blocks where (blocker_id = ? and blocked_id = ?) or (blocker_id = ? and blocked_id = ?)",
+)
+
+/** Whether `userId` blocked `otherId` ("blocked_them"), the reverse ("blocked_me"; checked first), or neither. */
+export async function blockBetween(
+  h: DatabaseHandle,
+  userId: string,
+  otherId: string,
+): Promise<"blocked_them" | "blocked_me" | null> {
+  const rows = await blocksQuery(h, [userId, otherId, otherId, userId])
+  if (rows.some((r) => r.blocker_id === userId)) return "blocked_them"
+  return rows.length ? "blocked_me" : null
 }

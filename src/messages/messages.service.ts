@@ -2,6 +2,7 @@ import { requireMembership } from "../conversations/conversations.access.ts"
 import {
   advanceDelivered,
   advanceRead,
+  blockBetween,
   type MembershipView,
 } from "../conversations/conversations.repository.ts"
 import { type BatchOutcome, createWriteBatcher, type WriteBatcher } from "../db/write-batcher.ts"
@@ -10,7 +11,7 @@ import type { Deps } from "../deps.ts"
 import { AppError, badRequest, forbidden, notFound } from "../errors.ts"
 import { encodeCursor } from "../sync/sync.cursor.ts"
 import { appendChanges } from "../sync/sync.repository.ts"
-import { type StoreItem, storeSends } from "./send.store.ts"
+import { type SenderProfile, type StoreItem, storeSends } from "./send.store.ts"
 import {
   findByClientId,
   findMessageViews,
@@ -67,6 +68,9 @@ export type SendOptions = { forwarded?: boolean; exceptSocketId?: string }
 /** One validated send waiting for its batch. */
 type SendItem = StoreItem & { reply: ReplyPreview | null; exceptSocketId?: string }
 
+/** Longest message text accepted (REST and socket). */
+export const maxContentLength = 65536
+
 const str = (v: unknown): string | null => (typeof v === "string" ? v : null)
 
 /** Upper-cased; unknown types become TEXT (CONTRACT §5 D25). */
@@ -103,6 +107,10 @@ export async function sendMessage(
   const clientMessageId = str(input.client_message_id) ?? str(input.clientMessageId)
   if (clientMessageId !== null && (clientMessageId.length === 0 || clientMessageId.length > 200))
     throw badRequest("message.invalid_client_id", "client_message_id must be 1 to 200 characters")
+  const content = str(input.content) ?? ""
+  // REST validates this in its schema; the socket path arrives here unchecked.
+  if (content.length > maxContentLength)
+    throw badRequest("message.too_long", `content is longer than ${maxContentLength} characters`)
   const membership = await requireMembership(deps, conversationId, userId)
   if (clientMessageId) {
     const existing = await findByClientId(deps.database, userId, clientMessageId)
@@ -122,7 +130,7 @@ export async function sendMessage(
     conversationId,
     senderId: userId,
     clientMessageId,
-    content: str(input.content) ?? "",
+    content,
     type: normalizeMessageType(input.message_type ?? input.messageType ?? input.type),
     mediaUrl: str(input.media_url) ?? str(input.mediaUrl),
     thumbnailUrl: str(input.thumbnail_url) ?? str(input.thumbnailUrl),
@@ -147,57 +155,34 @@ export async function sendMessage(
 }
 
 /**
- * Hook for rules about who may post (blocks in DIRECT chats, group posting settings). Blocks arrive with the
- * accounts feature; until then every member may post.
+ * Who may post: in a DIRECT chat, nobody once either side blocked the other (CONTRACT §2.4 messages, A3).
+ * (Group posting settings belong to the groups feature.)
  */
-async function assertCanPost(_deps: Deps, _membership: MembershipView, _userId: string): Promise<void> {}
+async function assertCanPost(deps: Deps, membership: MembershipView, userId: string): Promise<void> {
+  if (membership.type !== "DIRECT" || !membership.direct_key) return
+  const other = membership.direct_key.split(" ").find((id) => id !== userId)
+  if (!other) return
+  const block = await blockBetween(deps.database, userId, other)
+  if (block === "blocked_them")
+    throw forbidden("message.blocked", "You have blocked this user. Unblock them to send messages.")
+  if (block === "blocked_me") throw forbidden("message.blocked", "You cannot send messages to this user.")
+}
 
 /** Commits a batch of sends (see `storeSends`), then answers each and announces `message:received`. */
 async function commitSends(deps: Deps, items: SendItem[]): Promise<BatchOutcome<SendResult>[]> {
   const now = deps.clock.now()
   const { outcomes: stored, senders } = await storeSends(deps, items, now)
   const results: BatchOutcome<SendResult>[] = new Array(items.length)
-  // Committed: answer and announce.
+  // Committed. From here nothing may throw out of this function: the batcher would take it for a failed
+  // transaction and store the sends again.
   stored.forEach((outcome, index) => {
     if (outcome.kind === "error") results[index] = { ok: false, error: outcome.error }
     if (outcome.kind !== "stored") return
-    const item = items[index]!
-    const sender = senders.get(item.senderId)
-    const view: MessageView = {
-      id: outcome.id,
-      conversation_id: item.conversationId,
-      seq: outcome.seq,
-      sender_id: item.senderId,
-      client_message_id: item.clientMessageId,
-      content: item.content,
-      message_type: item.type,
-      media_url: item.mediaUrl,
-      thumbnail_url: item.thumbnailUrl,
-      audio_duration: item.audioDuration,
-      reply_to_id: item.replyToId,
-      is_encrypted: item.isEncrypted,
-      is_forwarded: item.isForwarded,
-      edited_at: null,
-      deleted_at: null,
-      created_at: now,
-      updated_at: now,
-      sender_name: sender?.display_name ?? null,
-      sender_phone: sender?.phone_number ?? null,
-      sender_avatar: sender?.avatar_url ?? null,
+    try {
+      results[index] = announceSent(deps, items[index]!, outcome, senders, now)
+    } catch (error) {
+      results[index] = { ok: false, error }
     }
-    const replies = new Map<string, ReplyPreview>()
-    if (item.reply) replies.set(item.reply.id, item.reply)
-    const message = serializeMessage(view, { watermarks: [], starred: new Set(), replies })
-    const cursor = encodeCursor(outcome.pos)
-    deps.events.emit({
-      type: "conversation",
-      conversationId: item.conversationId,
-      name: "message:received",
-      data: realtimeMessage(message),
-      cursor,
-      exceptSocketId: item.exceptSocketId,
-    })
-    results[index] = { ok: true, value: { message, created: true, cursor } }
   })
   // Duplicate client ids: the message of the earlier item of this batch, or the stored one.
   for (const [index, outcome] of stored.entries()) {
@@ -208,19 +193,69 @@ async function commitSends(deps: Deps, items: SendItem[]): Promise<BatchOutcome<
       continue
     }
     const item = items[index]!
-    const existing = await findByClientId(deps.database, item.senderId, item.clientMessageId!)
-    results[index] = existing
-      ? {
-          ok: true,
-          value: {
-            message: await serializeOne(deps.database, existing, item.senderId),
-            created: false,
-            cursor: null,
-          },
-        }
-      : { ok: false, error: messageErrors.notFound() }
+    try {
+      const existing = await findByClientId(deps.database, item.senderId, item.clientMessageId!)
+      results[index] = existing
+        ? {
+            ok: true,
+            value: {
+              message: await serializeOne(deps.database, existing, item.senderId),
+              created: false,
+              cursor: null,
+            },
+          }
+        : { ok: false, error: messageErrors.notFound() }
+    } catch (error) {
+      results[index] = { ok: false, error }
+    }
   }
   return results
+}
+
+/** The answer to one committed send, announced as `message:received` with its feed cursor. */
+function announceSent(
+  deps: Deps,
+  item: SendItem,
+  outcome: { id: string; seq: number; pos: number },
+  senders: Map<string, SenderProfile>,
+  now: number,
+): BatchOutcome<SendResult> {
+  const sender = senders.get(item.senderId)
+  const view: MessageView = {
+    id: outcome.id,
+    conversation_id: item.conversationId,
+    seq: outcome.seq,
+    sender_id: item.senderId,
+    client_message_id: item.clientMessageId,
+    content: item.content,
+    message_type: item.type,
+    media_url: item.mediaUrl,
+    thumbnail_url: item.thumbnailUrl,
+    audio_duration: item.audioDuration,
+    reply_to_id: item.replyToId,
+    is_encrypted: item.isEncrypted,
+    is_forwarded: item.isForwarded,
+    edited_at: null,
+    deleted_at: null,
+    created_at: now,
+    updated_at: now,
+    sender_name: sender?.display_name ?? null,
+    sender_phone: sender?.phone_number ?? null,
+    sender_avatar: sender?.avatar_url ?? null,
+  }
+  const replies = new Map<string, ReplyPreview>()
+  if (item.reply) replies.set(item.reply.id, item.reply)
+  const message = serializeMessage(view, { watermarks: [], starred: new Set(), replies })
+  const cursor = encodeCursor(outcome.pos)
+  deps.events.emit({
+    type: "conversation",
+    conversationId: item.conversationId,
+    name: "message:received",
+    data: realtimeMessage(message),
+    cursor,
+    exceptSocketId: item.exceptSocketId,
+  })
+  return { ok: true, value: { message, created: true, cursor } }
 }
 
 /** Serializes messages for one viewer: statuses from watermarks, the viewer's stars, reply previews. */
