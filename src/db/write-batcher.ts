@@ -1,8 +1,8 @@
 /**
  * Group commit: concurrent writes of one kind are committed together in one transaction, so a durable commit
  * (an fsync on SQLite with synchronous=FULL, a WAL flush on Postgres) is paid once per batch instead of once
- * per write. No artificial delay: the first write starts a batch at once; writes that arrive while a batch is
- * committing form the next one.
+ * per write. No timer: a batch starts one event-loop turn after the first write (so an idle server answers at
+ * once); writes that arrive while a batch is committing form the next one.
  *
  * `runBatch` gets every queued input and returns one outcome per input (same order). If it throws (the whole
  * transaction failed), each input is retried alone through `runBatch([input])`, so one bad write fails only
@@ -54,13 +54,18 @@ export function createWriteBatcher<I, O>(
     }
   }
 
+  // One event-loop turn (not a timer): requests already in flight finish their reads and join the batch. On
+  // SQLite those reads share the single connection with the batch transaction, so they wait for its commit;
+  // without this turn the next batch would start before any of them is queued, and every batch held one write.
+  const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve))
+
   const loop = async () => {
-    // Let the writes of the current tick join the first batch.
-    await Promise.resolve()
+    await nextTurn()
     while (queue.length > 0) {
       const batch = queue.length <= maxBatch ? queue : queue.slice(0, maxBatch)
       queue = queue.length <= maxBatch ? [] : queue.slice(maxBatch)
       await runOne(batch)
+      if (queue.length === 0) await nextTurn()
     }
     running = null
   }
