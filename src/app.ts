@@ -1,4 +1,5 @@
 import { cors } from "@elysiajs/cors"
+import type { Server } from "bun"
 import { Elysia } from "elysia"
 import type { Deps } from "./deps.ts"
 import { AppError } from "./errors.ts"
@@ -14,8 +15,11 @@ const rootPath = /^\/(?:$|api(?:\/|$)|health$|docs(?:\/|$)|ws$|socket\.io\/)/
 /** The feature routes, mounted under /api. */
 const apiRoutes = (deps: Deps) => new Elysia({ name: "api", prefix: "/api" }).use(authRoutes(deps))
 
+/** Answers `/ws` and `/socket.io/` (the realtime protocols), or returns undefined for every other path. */
+export type RealtimePaths = (request: Request, server: Server<unknown>) => Promise<Response> | undefined
+
 /** The Elysia root: error mapping, request log, CORS, JSON limits, docs, health and every feature under /api. */
-export function createApp(deps: Deps, inFlight: InFlight = { count: 0 }) {
+export function createApp(deps: Deps, inFlight: InFlight = { count: 0 }, realtimePaths?: RealtimePaths) {
   const { config, logger } = deps
   const bodyLimit = config.server.body_limit
   const origins = config.server.cors_origins
@@ -29,6 +33,8 @@ export function createApp(deps: Deps, inFlight: InFlight = { count: 0 }) {
       if (rootPath.test(url.slice(pathStart, url.indexOf("?", pathStart) >>> 0))) return
       return self.app!.handle(new Request(url.slice(0, pathStart) + "/api" + url.slice(pathStart), request))
     })
+    // Before the request log and in-flight count: an upgrade or a held long-poll is not a request to wait for.
+    .onRequest(({ request, server }) => realtimePaths?.(request, server!))
     .use(errorsPlugin(logger))
     .use(requestsPlugin(logger, config.log.requests, inFlight))
     .use(corsPlugin(origins))

@@ -7,7 +7,12 @@ import { createDomainEvents, type DomainEvents } from "./events.ts"
 import { createLogger, type Logger } from "./logger.ts"
 import { createRateLimiter, type RateLimiter } from "./auth/rate-limit.ts"
 import { createSmsDriver, type SmsDriver } from "./sms/sms.driver.ts"
-import { createLocalBus, createPostgresBus, createRedisBus, type RealtimeBus } from "./realtime/realtime.bus.ts"
+import {
+  createLocalBus,
+  createPostgresBus,
+  createRedisBus,
+  type RealtimeBus,
+} from "./realtime/realtime.bus.ts"
 import { createPresence, type Presence } from "./realtime/realtime.hub.ts"
 
 /** Everything the server and the CLI run on, built once from the config (the composition root). */

@@ -18,25 +18,26 @@ export async function startServer(deps: Deps): Promise<RunningServer> {
   const { config, logger } = deps
   assertSmsSafeForMode(config)
   const inFlight = { count: 0 }
-  const app = createApp(deps, inFlight)
   const realtime = createRealtime(deps)
-  // /ws and /socket.io/ are answered before Elysia routes (the root alias hook leaves both alone).
-  app.onRequest(async function realtimePaths({ request, server }) {
-    return realtime.handleRequest(request, server!)
-  })
+  const app = createApp(deps, inFlight, realtime.handleRequest)
   await realtime.start()
-  app.listen({
-    hostname: config.server.host,
-    port: config.server.port,
-    // A second server on a taken port must fail, not silently share it.
-    reusePort: false,
-    // Hard ceiling; JSON bodies are held to server.body_limit by the app itself.
-    maxRequestBodySize: Math.max(config.server.body_limit, 128 * 1024 * 1024),
-    // Above Socket.IO's ping interval: a long-polling request is held that long.
-    idleTimeout: Math.max(60, config.realtime.ping_interval + 10),
-    // One WebSocket handler for /ws, /socket.io/ and any Elysia route, dispatched by ws.data.
-    websocket: realtime.websocket,
-  })
+  try {
+    app.listen({
+      hostname: config.server.host,
+      port: config.server.port,
+      // A second server on a taken port must fail, not silently share it.
+      reusePort: false,
+      // Hard ceiling; JSON bodies are held to server.body_limit by the app itself.
+      maxRequestBodySize: Math.max(config.server.body_limit, 128 * 1024 * 1024),
+      // Above Socket.IO's ping interval: a long-polling request is held that long.
+      idleTimeout: Math.max(60, config.realtime.ping_interval + 10),
+      // One WebSocket handler for /ws, /socket.io/ and any Elysia route, dispatched by ws.data.
+      websocket: realtime.websocket,
+    })
+  } catch (error) {
+    await realtime.stop()
+    throw error
+  }
   const server = app.server!
   const port = server.port!
   const host = config.server.host === "0.0.0.0" ? "localhost" : config.server.host

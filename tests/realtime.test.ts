@@ -67,10 +67,12 @@ describe("native /ws: connecting", () => {
       await connected(sio)
       sio.close()
 
-      const out = await server.api("POST", "/api/auth/logout", {
-        token: alice.accessToken,
+      // End the session (logout needs a fresh access token: REST refuses the expired one).
+      const refreshed = await server.api("POST", "/api/auth/refresh", {
         body: { refresh_token: alice.refreshToken },
       })
+      expect(refreshed.status).toBe(200)
+      const out = await server.api("POST", "/api/auth/logout", { token: refreshed.body.access_token })
       expect(out.status).toBeLessThan(300)
       const refused = await connectNative(server, { token: alice.accessToken })
       expect((await refused.closed).code).toBe(4401)
@@ -151,6 +153,7 @@ describe("Socket.IO /socket.io/: connecting like the app", () => {
 describe("sessions", () => {
   test("logout closes that session's sockets on both protocols (4403 / io server disconnect), not other sessions'", async () => {
     const alice = await signUp(server)
+    server.clock.advance(2 * 60_000) // past the resend cool-down
     const code = await requestCode(server, alice.phone)
     const second = await server.api("POST", "/api/auth/login", {
       body: { phone_number: alice.phone, verification_code: code },
@@ -213,7 +216,11 @@ describe("back-pressure", () => {
     try {
       const alice = await signUp(own)
       const child = Bun.spawn(
-        [process.execPath, `${import.meta.dir}/fixtures/ws-client.ts`, own.wsUrl(`/ws?token=${alice.accessToken}`)],
+        [
+          process.execPath,
+          `${import.meta.dir}/fixtures/ws-client.ts`,
+          own.wsUrl(`/ws?token=${alice.accessToken}`),
+        ],
         { stdout: "pipe" },
       )
       const reader = child.stdout.getReader()
@@ -224,7 +231,12 @@ describe("back-pressure", () => {
       const blob = "x".repeat(64 * 1024)
       // Far more than the kernel's socket buffers hold, so the server's own queue must grow.
       for (let i = 0; i < 1000 && own.deps.presence.isOnline(alice.user.id); i++) {
-        own.deps.events.emit({ type: "users", userIds: [alice.user.id], name: "test:blob", data: { i, blob } })
+        own.deps.events.emit({
+          type: "users",
+          userIds: [alice.user.id],
+          name: "test:blob",
+          data: { i, blob },
+        })
         await Bun.sleep(1)
       }
       process.kill(child.pid, "SIGCONT")

@@ -30,7 +30,10 @@ type NativeConnection = Connection & {
 export type Replay = (
   userId: string,
   cursor: string,
-) => AsyncIterable<{ events: { name: string; data: Record<string, unknown>; cursor: string }[]; cursor: string }>
+) => AsyncIterable<{
+  events: { name: string; data: Record<string, unknown>; cursor: string }[]
+  cursor: string
+}>
 
 /** Compares two cursors of the change feed (negative: a is earlier). */
 export type CursorOrder = (a: string, b: string) => number
