@@ -1,6 +1,7 @@
 import type { Deps } from "../deps.ts"
 import { AppError, badRequest, forbidden } from "../errors.ts"
 import type { Connection, Hub } from "./realtime.hub.ts"
+import { messagingClientEvents } from "./realtime.messaging.ts"
 
 /**
  * Client → server events shared by both protocols. Each handler takes the event's payload as the client sent
@@ -28,7 +29,6 @@ const notMember = () => forbidden("conversation.not_member", "You are not a memb
 
 /** The client event table: every event name (with the original server's underscore aliases) → handler. */
 export function createClientEvents(deps: Deps, hub: Hub): Map<string, ClientEventHandler> {
-  void deps
   const requireMember = async (connection: Connection, conversationId: string) => {
     if (!(await hub.isMember(connection.userId, conversationId))) throw notMember()
   }
@@ -57,6 +57,7 @@ export function createClientEvents(deps: Deps, hub: Hub): Map<string, ClientEven
       hub.stopTyping(connection, conversationId)
       return { conversation_id: conversationId, conversationId }
     },
+    ...messagingClientEvents(deps),
   }
   const table = new Map<string, ClientEventHandler>()
   for (const [name, handler] of Object.entries(handlers)) {

@@ -55,7 +55,7 @@ export function createNativeProtocol(
   deps: Deps,
   hub: Hub,
   events: Map<string, ClientEventHandler>,
-  resume: { replay: Replay; order: CursorOrder } | null,
+  resume: { replay: Replay; order: CursorOrder },
 ) {
   const { logger } = deps
   const limit = deps.config.realtime.send_buffer_limit
@@ -109,7 +109,6 @@ export function createNativeProtocol(
   }
 
   const replay = async (connection: NativeConnection, cursor: string) => {
-    if (!resume) return
     connection.held = []
     let last = cursor
     try {

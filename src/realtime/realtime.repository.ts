@@ -1,11 +1,13 @@
-import { type Kysely, sql } from "kysely"
+import type { Kysely } from "kysely"
 import type { Database } from "../db/schema.ts"
 
 /** The conversations a user is a member of (the hub's delivery index for that user). */
 export async function listMemberConversationIds(db: Kysely<Database>, userId: string): Promise<string[]> {
-  const { rows } = await sql<{
-    conversation_id: string
-  }>`select conversation_id from conversation_members where user_id = ${userId}`.execute(db)
+  const rows = await db
+    .selectFrom("conversation_members")
+    .select("conversation_id")
+    .where("user_id", "=", userId)
+    .execute()
   return rows.map((r) => r.conversation_id)
 }
 
@@ -15,9 +17,13 @@ export async function isMember(
   conversationId: string,
   userId: string,
 ): Promise<boolean> {
-  const { rows } = await sql`select 1 as one from conversation_members
-    where conversation_id = ${conversationId} and user_id = ${userId}`.execute(db)
-  return rows.length > 0
+  const row = await db
+    .selectFrom("conversation_members")
+    .select("user_id")
+    .where("conversation_id", "=", conversationId)
+    .where("user_id", "=", userId)
+    .executeTakeFirst()
+  return !!row
 }
 
 /** Users this one blocked or is blocked by: they never see each other's typing or presence. */

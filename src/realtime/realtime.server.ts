@@ -2,6 +2,7 @@ import type { Server, ServerWebSocket, WebSocketHandler } from "bun"
 import type { Deps } from "../deps.ts"
 import { createClientEvents } from "./realtime.events.ts"
 import { closeCodes, createHub } from "./realtime.hub.ts"
+import { messagingResume } from "./realtime.messaging.ts"
 import { createNativeProtocol, type NativeSocketData } from "./realtime.native.ts"
 import { createSocketIoProtocol } from "./realtime.socketio.ts"
 
@@ -16,7 +17,7 @@ type AnySocket = ServerWebSocket<any>
 export function createRealtime(deps: Deps) {
   const hub = createHub(deps, crypto.randomUUID())
   const events = createClientEvents(deps, hub)
-  const native = createNativeProtocol(deps, hub, events, null)
+  const native = createNativeProtocol(deps, hub, events, messagingResume(deps))
   const socketIo = createSocketIoProtocol(deps, hub, events)
   const engineSockets = new Set<AnySocket>()
 
