@@ -6,6 +6,7 @@ import { AppError } from "../src/errors.ts"
 import { configCommand } from "./config.command.ts"
 import { migrateCommand } from "./migrate.command.ts"
 import { serveCommand } from "./serve.command.ts"
+import { usersCommand } from "./users.command.ts"
 
 /** What every command gets: a way to load the config (with its own flag overrides) and build deps. */
 export type CliContext = {
@@ -39,6 +40,7 @@ export function buildProgram(options: ProgramOptions = {}): Command {
   program.addCommand(serveCommand(context))
   program.addCommand(migrateCommand(context))
   program.addCommand(configCommand(context))
+  program.addCommand(usersCommand(context))
   return program
 }
 

@@ -11,6 +11,9 @@ import { authRoutes } from "./auth/auth.routes.ts"
 import { conversationsRoutes } from "./conversations/conversations.routes.ts"
 import { messagesRoutes } from "./messages/messages.routes.ts"
 import { syncRoutes } from "./sync/sync.routes.ts"
+import { settingsRoutes } from "./settings/settings.routes.ts"
+import { usersRoutes } from "./accounts/users.routes.ts"
+import { accountRoutes } from "./accounts/account.routes.ts"
 
 /** Paths that live at the root; every other path is an alias of the same path under /api (CONTRACT A1). */
 const rootPath = /^\/(?:$|api(?:\/|$)|health$|docs(?:\/|$)|ws$|socket\.io\/)/
@@ -22,6 +25,9 @@ const apiRoutes = (deps: Deps) =>
     .use(conversationsRoutes(deps))
     .use(messagesRoutes(deps))
     .use(syncRoutes(deps))
+    .use(settingsRoutes(deps))
+    .use(usersRoutes(deps))
+    .use(accountRoutes(deps))
 
 /** Answers `/ws` and `/socket.io/` (the realtime protocols), or returns undefined for every other path. */
 export type RealtimePaths = (request: Request, server: Server<unknown>) => Promise<Response> | undefined
@@ -44,6 +50,16 @@ export function createApp(deps: Deps, inFlight: InFlight = { count: 0 }, realtim
     // Before the request log and in-flight count: an upgrade or a held long-poll is not a request to wait for.
     .onRequest(({ request, server }) => realtimePaths?.(request, server!))
     .use(errorsPlugin(logger))
+    // NUL characters: Postgres text cannot hold them (SQLite can), so they are refused at the edge, the same
+    // on both databases: in a path it is no resource of ours (404), in a query or body a bad value (422).
+    .onRequest(({ request }) => {
+      const url = request.url
+      const nul = url.indexOf("%00")
+      if (nul === -1) return
+      const query = url.indexOf("?")
+      if (query === -1 || nul < query) throw new AppError(404, "route.not_found", "Not Found")
+      throw nulRefused()
+    })
     .use(requestsPlugin(logger, config.log.requests, inFlight))
     .use(corsPlugin(origins))
     // JSON bodies: size-limited, and an empty body reads as no body (several app calls POST without one).
@@ -55,8 +71,11 @@ export function createApp(deps: Deps, inFlight: InFlight = { count: 0 }, realtim
       if (text.length > bodyLimit) throw tooLarge(bodyLimit)
       if (text.trim() === "") return {}
       try {
-        return JSON.parse(text)
-      } catch {
+        // Only a body that may hold a "toString"/"valueOf" key or a NUL pays for the checking reviver.
+        if (!/"(?:toString|valueOf)"|\\u0000/.test(text)) return JSON.parse(text)
+        return JSON.parse(text, checkedValue)
+      } catch (error) {
+        if (error instanceof AppError) throw error
         throw new AppError(400, "request.malformed", "The request body is not valid JSON.")
       }
     })
@@ -75,3 +94,16 @@ const corsPlugin = (origins: string[]) =>
 
 const tooLarge = (limit: number) =>
   new AppError(413, "request.too_large", `The request body is larger than ${limit} bytes.`)
+
+/**
+ * JSON.parse reviver for the rare suspicious body. A "toString"/"valueOf" key that is not a function makes
+ * Elysia's validation message builder throw (a 500 instead of a 422); no field of ours has these names, so
+ * they are dropped. NUL characters are refused (Postgres text cannot store them).
+ */
+const checkedValue = (key: string, value: unknown) => {
+  if (key === "toString" || key === "valueOf") return undefined
+  if ((typeof value === "string" && value.includes("\0")) || key.includes("\0")) throw nulRefused()
+  return value
+}
+
+const nulRefused = () => new AppError(422, "request.invalid", "Text must not contain NUL characters.")

@@ -226,7 +226,7 @@ const fields = {
     doc: "send-verification/send-code per phone number (on top of auth.otp_resend_cooldown).",
   },
   "rate_limit.register_per_ip": { parse: rate, default: "10/1h", doc: "register per client IP." },
-  "rate_limit.login_per_ip": { parse: rate, default: "30/10m", doc: "login and refresh per client IP." },
+  "rate_limit.login_per_ip": { parse: rate, default: "30/10m", doc: "login per client IP." },
   "rate_limit.login_per_phone": { parse: rate, default: "10/10m", doc: "login per phone number." },
   "rate_limit.verify_per_ip": {
     parse: rate,

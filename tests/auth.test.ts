@@ -1,9 +1,12 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test"
 import { createHmac } from "node:crypto"
 import { verifyAccessToken } from "../src/auth/auth.plugin.ts"
 import type { DomainEvent } from "../src/events.ts"
 import { type TestServer, startTestServer } from "./helpers/server.ts"
 import { lastCodeFor, requestCode, signUp, uniquePhone } from "./helpers/users.ts"
+
+// argon2id (64 MiB per hash) on a loaded 2-core machine can take seconds: no speed is asserted here.
+setDefaultTimeout(30_000)
 
 let server: TestServer
 const events: DomainEvent[] = []

@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from "kysely"
+import { type Kysely, type Selectable, sql } from "kysely"
 import type { Database } from "../db/schema.ts"
 import type { UserRole, UsersTable } from "./accounts.tables.ts"
 
@@ -75,3 +75,65 @@ export async function latestVerificationStatus(db: Kysely<Database>, userId: str
     .executeTakeFirst()
   return row ?? null
 }
+
+const liteColumns = ["id", "phone_number", "display_name", "avatar_url", "bio", "last_seen"] as const
+
+/** A page of users other than `exceptId`, oldest accounts first, and the count of all users. */
+export async function listUsersPage(db: Kysely<Database>, exceptId: string, limit: number, offset: number) {
+  const [users, count] = await Promise.all([
+    db
+      .selectFrom("users")
+      .select(liteColumns)
+      .where("id", "!=", exceptId)
+      .orderBy("created_at")
+      .orderBy("id")
+      .limit(limit)
+      .offset(offset)
+      .execute(),
+    db
+      .selectFrom("users")
+      .select((eb) => eb.fn.countAll<number | string>().as("n"))
+      .executeTakeFirstOrThrow(),
+  ])
+  return { users, total: Number(count.n) }
+}
+
+/** Escapes LIKE wildcards so user input matches literally (with `escape '\'`). */
+const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`)
+
+/**
+ * Users (other than `exceptId`) whose display name contains `q` case-insensitively, or whose phone number
+ * contains its digits. Names first by name, then phone matches.
+ */
+export async function searchUsers(
+  db: Kysely<Database>,
+  exceptId: string,
+  q: string,
+  limit: number,
+  offset: number,
+) {
+  const pattern = `%${likeEscape(q.toLowerCase())}%`
+  const digits = q.replace(/\D/g, "")
+  return db
+    .selectFrom("users")
+    .select(liteColumns)
+    .where("id", "!=", exceptId)
+    .where((eb) => {
+      const byName = eb(eb.fn("lower", ["display_name"]), "like", sql<string>`${pattern} escape '\\'`)
+      // A query with 3+ digits may be (part of) a phone number, written in any format.
+      return digits.length >= 3 && digits.length === q.replace(/[\s()+.-]/g, "").length
+        ? eb.or([byName, eb("phone_number", "like", `%${digits}%`)])
+        : byName
+    })
+    .orderBy("display_name")
+    .orderBy("id")
+    .limit(limit)
+    .offset(offset)
+    .execute()
+}
+
+/** Users by id (unknown ids are left out), in no particular order. */
+export const findUsersByIds = (db: Kysely<Database>, ids: readonly string[]) =>
+  ids.length
+    ? db.selectFrom("users").select(liteColumns).where("id", "in", ids).execute()
+    : Promise.resolve([])

@@ -31,7 +31,7 @@ export async function verifyAccessToken(
     if (expiredFor >= deps.config.auth.refresh_token_ttl * 1000)
       throw unauthorized("auth.token_expired", "Token has expired")
   }
-  const session = await findSessionForAuth(deps.database.db, claims.sid)
+  const session = await findSessionForAuth(deps.database, claims.sid)
   if (!session || session.user_id !== claims.sub || session.ended_at !== null || session.expires_at <= now)
     throw unauthorized("auth.session_ended", "This session has ended. Please log in again.")
   if (now - session.last_used_at > touchEveryMs)

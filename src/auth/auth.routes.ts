@@ -1,4 +1,6 @@
 import { Elysia, t } from "elysia"
+import { profileBody } from "../accounts/account.schemas.ts"
+import { updateProfile } from "../accounts/account.service.ts"
 import type { Deps } from "../deps.ts"
 import { authPlugin } from "./auth.plugin.ts"
 import { codeBody, loginBody, phoneBody, refreshBody, registerBody, resetBody } from "./auth.schemas.ts"
@@ -74,23 +76,30 @@ export const authRoutes = (deps: Deps) =>
         detail: { summary: "Sign in with a code (consumed) or a password; opens a session" },
       },
     )
-    .post(
-      "/refresh",
-      ({ body, request, server }) =>
-        auth.refresh(deps, body.refresh_token, clientInfo(deps, request, server)),
-      {
-        body: refreshBody,
-        detail: {
-          summary: "New access token for a live session (same refresh token unless rotation is configured)",
-        },
+    .post("/refresh", ({ body }) => auth.refresh(deps, body.refresh_token), {
+      body: refreshBody,
+      detail: {
+        summary: "New access token for a live session (same refresh token unless rotation is configured)",
       },
-    )
+    })
     .get(
       "/me",
       async ({ principal }) => auth.userFull(deps, await auth.requireUser(deps, principal.userId)),
       {
         auth: true,
         detail: { summary: "The signed-in user (UserFull)" },
+      },
+    )
+    .put(
+      "/profile",
+      async ({ principal, body }) => ({ success: true, data: await updateProfile(deps, principal, body) }),
+      {
+        auth: true,
+        body: profileBody,
+        detail: {
+          summary:
+            "Update the profile: display_name, bio, avatar/avatar_url, email, social_links (null clears)",
+        },
       },
     )
     .post("/logout", ({ principal }) => auth.logout(deps, principal), {

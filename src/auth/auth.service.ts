@@ -169,10 +169,8 @@ export async function register(
   const { db } = deps.database
   if (await findUserByPhone(db, input.phone))
     throw conflict("auth.phone_taken", "Phone number already registered")
-  if (
-    input.email &&
-    (await db.selectFrom("users").select("id").where("email", "=", input.email).executeTakeFirst())
-  )
+  const email = input.email?.trim().toLowerCase() || null
+  if (email && (await db.selectFrom("users").select("id").where("email", "=", email).executeTakeFirst()))
     throw conflict("user.email_taken", "This email is already used by another account.")
   let verified = false
   if (input.code) {
@@ -189,7 +187,7 @@ export async function register(
         id,
         phone_number: input.phone,
         display_name: input.displayName?.trim() || null,
-        email: input.email ?? null,
+        email,
         password_hash: passwordHash,
         is_verified: verified,
         now: deps.clock.now(),
@@ -269,8 +267,9 @@ export async function login(
  * POST /auth/refresh: a new access token for a live session, which slides its expiry. The same refresh token
  * comes back unless rotation is configured (the app never stores a new one: CONTRACT §1).
  */
-export async function refresh(deps: Deps, refreshToken: string, client: ClientInfo): Promise<AuthResult> {
-  limit(deps, "login_ip", client.ip, limits(deps).login_per_ip)
+export async function refresh(deps: Deps, refreshToken: string): Promise<AuthResult> {
+  // Not rate limited: a refresh token has 256 random bits (nothing to guess), and the app refreshes on
+  // every 401, so a per-IP budget would log out users sharing a carrier's NAT.
   const { db } = deps.database
   const now = deps.clock.now()
   const session = await findLiveSessionByRefreshHash(db, hashRefreshToken(refreshToken), now)

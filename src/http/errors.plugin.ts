@@ -44,7 +44,13 @@ export const errorsPlugin = (logger: Logger) =>
 
 function validationDetails(error: ValidationError): ValidationDetail[] {
   const custom = typeof error.customError === "string" ? error.customError : undefined
-  const all = error.all
+  let all: ValidationError["all"]
+  try {
+    all = error.all
+  } catch {
+    // Elysia's summary of some values throws (an object whose toString is not a function): say less.
+    all = []
+  }
   const list = all.length ? all : [{ path: "", message: error.message } as (typeof all)[number]]
   return list.map((e) => {
     const path = ("path" in e && typeof e.path === "string" ? e.path : "").split("/").filter(Boolean)

@@ -1,5 +1,3 @@
-import twilio from "twilio"
-import RequestClient from "twilio/lib/base/RequestClient"
 import { type Config, ConfigError } from "../config.ts"
 import { AppError } from "../errors.ts"
 import type { Logger } from "../logger.ts"
@@ -43,21 +41,9 @@ export function assertSmsSafeForMode(config: Config): void {
 }
 
 /**
- * Twilio's HTTP client, pointed at another base URL (a proxy or a test double): the library builds and
- * encodes the request exactly as for api.twilio.com, only the origin changes.
+ * Twilio Programmable Messaging through the official `twilio` package. The package is loaded on the first
+ * message (it takes about a second to import), so the CLI and console-driver servers never pay for it.
  */
-class RebasedRequestClient extends RequestClient {
-  constructor(private readonly base: URL) {
-    super({ timeout: 10_000 })
-  }
-  override request<T>(opts: RequestClient.RequestOptions<T>) {
-    const uri = new URL(opts.uri)
-    const rebased = new URL(uri.pathname + uri.search, this.base)
-    return super.request({ ...opts, uri: rebased.toString() })
-  }
-}
-
-/** Twilio Programmable Messaging through the official `twilio` package. */
 export function twilioSmsDriver(config: Config, logger: Logger): SmsDriver {
   const { twilio_account_sid: sid, twilio_auth_token: token, twilio_from: from } = config.sms
   const service = config.sms.twilio_messaging_service_sid
@@ -69,19 +55,15 @@ export function twilioSmsDriver(config: Config, logger: Logger): SmsDriver {
     throw new ConfigError(
       "config: sms.driver = twilio needs sms.twilio_from or sms.twilio_messaging_service_sid",
     )
-  const client = twilio(sid, token, {
-    httpClient: config.sms.twilio_api_url
-      ? new RebasedRequestClient(new URL(config.sms.twilio_api_url))
-      : undefined,
-    timeout: 10_000,
-  })
+  let send: Promise<(to: string, body: string) => Promise<unknown>> | undefined
   return {
     name: "twilio",
     async send(to, body) {
       try {
-        await client.messages.create(
-          service ? { to, body, messagingServiceSid: service } : { to, body, from },
-        )
+        send ??= import("./sms.twilio.ts").then((m) => m.twilioSender(config))
+        await (
+          await send
+        )(to, body)
       } catch (error) {
         // The provider's message never carries the code; the phone number stays out of the log too.
         logger.error("sms: twilio refused the message", {
