@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { connected, connectNative, socketIoClient } from "./helpers/realtime.ts"
 import { type TestServer, startTestServer } from "./helpers/server.ts"
 import { type SignedUpUser, signUp } from "./helpers/users.ts"
+import { waitFor } from "./helpers/wait.ts"
 
 let server: TestServer
 beforeAll(async () => {
@@ -295,5 +296,72 @@ describe("client events through messaging", () => {
     expect(unknown).toMatchObject({ ok: false, error: { status: 404 } })
     aliceApp.close()
     bobApp.close()
+  })
+})
+
+describe("blocks and privacy", () => {
+  test("a blocked user (either way) gets neither typing nor presence; an unrelated co-member does", async () => {
+    const [alice, bob, carol] = await Promise.all([signUp(server), signUp(server), signUp(server)])
+    const groupId = await createGroup(alice, [bob, carol])
+    const blocked = await server.api("POST", `/api/settings/privacy/block/${alice.user.id}`, {
+      token: bob.accessToken,
+    })
+    expect(blocked.status).toBeLessThan(300)
+    const bobNative = await connectNative(server, { token: bob.accessToken })
+    const carolNative = await connectNative(server, { token: carol.accessToken })
+    await Promise.all([bobNative.next("hello"), carolNative.next("hello")])
+
+    const aliceNative = await connectNative(server, { token: alice.accessToken })
+    await carolNative.next("user:online", (f) => f.data.user_id === alice.user.id)
+    expect(await aliceNative.request("typing:start", { conversation_id: groupId })).toMatchObject({
+      event: "ack",
+    })
+    await carolNative.next("typing:start", (f) => f.data.user_id === alice.user.id)
+    // Bob blocked Alice: his socket saw neither (Carol's copies prove both were delivered by now).
+    expect(bobNative.frames.some((f) => f.data?.user_id === alice.user.id)).toBe(false)
+    // The other way round too: Alice does not see Bob typing.
+    expect(await bobNative.request("typing:start", { conversation_id: groupId })).toMatchObject({
+      event: "ack",
+    })
+    await carolNative.next("typing:start", (f) => f.data.user_id === bob.user.id)
+    expect(aliceNative.frames.some((f) => f.event === "typing:start")).toBe(false)
+    for (const c of [aliceNative, bobNative, carolNative]) c.close()
+  })
+
+  test("show_online_status off: nobody is told, and REST is_online stays false", async () => {
+    const [alice, bob] = await Promise.all([signUp(server), signUp(server)])
+    await createDirect(alice, bob)
+    const hidden = await server.api("PUT", "/api/settings/privacy?show_online_status=false", {
+      token: alice.accessToken,
+    })
+    expect(hidden.status).toBeLessThan(300)
+    const bobNative = await connectNative(server, { token: bob.accessToken })
+    await bobNative.next("hello")
+    const aliceNative = await connectNative(server, { token: alice.accessToken })
+    await aliceNative.next("hello")
+    // Alice types, so something from her does reach Bob: the presence frame would have come before it.
+    await aliceNative.request("typing:start", { conversation_id: await createDirect(alice, bob) })
+    await bobNative.next("typing:start")
+    expect(bobNative.frames.some((f) => f.event === "user:online")).toBe(false)
+    expect(server.deps.presence.isOnline(alice.user.id)).toBe(false)
+    const profile = await server.api("GET", `/api/users/${alice.user.id}`, { token: bob.accessToken })
+    expect(profile.body.is_online).toBe(false)
+    aliceNative.close()
+    await aliceNative.closed
+    await Bun.sleep(150) // past the grace: an offline frame would be here by now
+    expect(bobNative.frames.some((f) => f.event === "user:offline")).toBe(false)
+    bobNative.close()
+  })
+
+  test("REST is_online follows the live sockets", async () => {
+    const [alice, bob] = await Promise.all([signUp(server), signUp(server)])
+    const read = async () =>
+      (await server.api("GET", `/api/users/${alice.user.id}`, { token: bob.accessToken })).body.is_online
+    expect(await read()).toBe(false)
+    const app = socketIoClient(server, alice.accessToken)
+    await connected(app)
+    expect(await read()).toBe(true)
+    app.close()
+    await waitFor(async () => (await read()) === false)
   })
 })
