@@ -276,6 +276,11 @@ const fields = {
     default: 5,
     doc: "How long after a user's last socket closes before they are shown offline (a quick reconnect stays online).",
   },
+  "realtime.presence_group_limit": {
+    parse: int(0, 1_000_000),
+    default: 256,
+    doc: "Presence (user:online/offline) is shown through direct chats and groups of at most this many members.",
+  },
   "realtime.typing_timeout": {
     parse: duration(0.01),
     default: 6,
@@ -353,6 +358,7 @@ export type Config = {
     bus_channel: string
     ping_interval: number
     presence_grace: number
+    presence_group_limit: number
     typing_timeout: number
     send_buffer_limit: number
     slow_consumer_timeout: number

@@ -365,3 +365,37 @@ describe("blocks and privacy", () => {
     await waitFor(async () => (await read()) === false)
   })
 })
+
+describe("presence scope", () => {
+  test("shown through direct chats and small groups, not through groups over realtime.presence_group_limit", async () => {
+    const own = await startTestServer({
+      config: { "realtime.presence_group_limit": 2, "realtime.presence_grace": "50ms" },
+    })
+    try {
+      const [alice, bob, carol, dave] = await Promise.all([
+        signUp(own),
+        signUp(own),
+        signUp(own),
+        signUp(own),
+      ])
+      // Bob shares only a 3-member group with Alice; Dave shares a direct chat with her.
+      await own.api("POST", "/api/conversations", {
+        token: alice.accessToken,
+        body: { type: "GROUP", name: "big", participant_ids: [bob.user.id, carol.user.id] },
+      })
+      await own.api("POST", "/api/conversations", {
+        token: alice.accessToken,
+        body: { type: "DIRECT", participant_ids: [dave.user.id] },
+      })
+      const bobNative = await connectNative(own, { token: bob.accessToken })
+      const daveNative = await connectNative(own, { token: dave.accessToken })
+      await Promise.all([bobNative.next("hello"), daveNative.next("hello")])
+      const aliceNative = await connectNative(own, { token: alice.accessToken })
+      await daveNative.next("user:online", (f) => f.data.user_id === alice.user.id)
+      expect(bobNative.frames.some((f) => f.event === "user:online")).toBe(false)
+      for (const c of [aliceNative, bobNative, daveNative]) c.close()
+    } finally {
+      await own.stop()
+    }
+  })
+})

@@ -93,4 +93,32 @@ for (const bus of buses)
       bobApp.close()
       aliceNative.close()
     })
+
+    test("an instance that stops: its users who do not reconnect elsewhere are shown offline on the other", async () => {
+      const extra = await startTestServer({
+        ...(dialectUnderTest === "postgres"
+          ? { databaseUrl: a.deps.config.database.url }
+          : { dataDir: a.deps.config.data.dir }),
+        config: {
+          "realtime.bus": bus,
+          "realtime.bus_channel": a.deps.config.realtime.bus_channel,
+          "realtime.presence_grace": "50ms",
+        },
+      })
+      const [alice, bob] = await Promise.all([signUp(a), signUp(a)])
+      await a.api("POST", "/api/conversations", {
+        token: alice.accessToken,
+        body: { type: "DIRECT", participant_ids: [bob.user.id] },
+      })
+      const bobNative = await connectNative(b, { token: bob.accessToken })
+      await bobNative.next("hello")
+      const aliceNative = await connectNative(extra, { token: alice.accessToken })
+      await bobNative.next("user:online", (f) => f.data.user_id === alice.user.id)
+      await extra.stop()
+      expect((await aliceNative.closed).code).toBe(1001)
+      const offline = await bobNative.next("user:offline", (f) => f.data.user_id === alice.user.id)
+      expect(offline.data.last_seen).toMatch(/Z$/)
+      expect(b.deps.presence.isOnline(alice.user.id)).toBe(false)
+      bobNative.close()
+    })
   })

@@ -71,6 +71,7 @@ export function createRedisBus(url: string, channel: string, logger: Logger): Re
   let publisher: Bun.RedisClient | undefined
   let subscriber: Bun.RedisClient | undefined
   let closed = false
+  let last: Promise<unknown> = Promise.resolve()
   const onRaw = (raw: string) => {
     let message: BusMessage
     try {
@@ -93,13 +94,15 @@ export function createRedisBus(url: string, channel: string, logger: Logger): Re
     },
     publish(message) {
       if (!publisher) return handler(message)
-      publisher.publish(channel, JSON.stringify(message)).catch((error: Error) => {
+      last = publisher.publish(channel, JSON.stringify(message)).catch((error: Error) => {
         logger.error("realtime bus: publish failed", { bus: "redis", error: error.message })
       })
     },
     onMessage: (h) => void (handler = h),
     async close() {
       closed = true
+      // Publishes are pipelined in order on one connection: the last one done means all are.
+      await last
       subscriber?.close()
       publisher?.close()
     },

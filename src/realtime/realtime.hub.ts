@@ -6,7 +6,9 @@ import {
   listBlockedEitherWay,
   listEndedSessionIds,
   listMemberConversationIds,
+  listPresenceConversationIds,
   setLastSeen,
+  setLastSeenMany,
   showsOnlineStatus,
 } from "./realtime.repository.ts"
 
@@ -71,11 +73,18 @@ export type Presence = {
   onlineUserIds(): string[]
 }
 
+/** Which instances hold a user, and who was told when they came online (to tell them if an instance goes). */
+type PresenceEntry = {
+  instances: Set<string>
+  hidden: boolean
+  audience?: Extract<BusMessage, { type: "presence" }>
+}
+
 /** The presence tracker the hub maintains (in deps so REST can read `is_online`). */
 export function createPresence(): Presence & {
-  entries: Map<string, { instances: Set<string>; hidden: boolean }>
+  entries: Map<string, PresenceEntry>
 } {
-  const entries = new Map<string, { instances: Set<string>; hidden: boolean }>()
+  const entries = new Map<string, PresenceEntry>()
   return {
     entries,
     isOnline: (userId) => {
@@ -101,6 +110,7 @@ export function createHub(deps: Deps, instance: string) {
   const presence = deps.presence as ReturnType<typeof createPresence>
   const grace = deps.config.realtime.presence_grace * 1000
   const typingTimeout = deps.config.realtime.typing_timeout * 1000
+  const presenceGroupLimit = deps.config.realtime.presence_group_limit
   const users = new Map<string, LocalUser>()
   /** conversation id → locally connected members. */
   const byConversation = new Map<string, Set<string>>()
@@ -168,6 +178,7 @@ export function createHub(deps: Deps, instance: string) {
         presence.entries.set(message.userId, (entry = { instances: new Set(), hidden: message.hidden }))
       entry.instances.add(message.instance)
       entry.hidden = message.hidden
+      entry.audience = message
       if (!wasOnline && !message.hidden) showPresence(message)
     } else if (entry) {
       entry.instances.delete(message.instance)
@@ -256,10 +267,23 @@ export function createHub(deps: Deps, instance: string) {
         return
       }
       case "instance.down": {
-        for (const [userId, entry] of presence.entries) {
-          entry.instances.delete(message.instance)
-          if (entry.instances.size === 0) presence.entries.delete(userId)
-        }
+        // Its users may reconnect elsewhere within the grace; those who do not are shown offline then, to the
+        // audience of their last online announcement.
+        const gone: string[] = []
+        for (const [userId, entry] of presence.entries)
+          if (entry.instances.delete(message.instance) && entry.instances.size === 0) gone.push(userId)
+        if (gone.length === 0) return
+        const lastSeen = clock.now()
+        const timer = setTimeout(() => {
+          for (const userId of gone) {
+            const entry = presence.entries.get(userId)
+            if (!entry || entry.instances.size > 0) continue
+            presence.entries.delete(userId)
+            if (entry.audience && !entry.hidden)
+              showPresence({ ...entry.audience, online: false, lastSeen, instance: message.instance })
+          }
+        }, grace)
+        timer.unref?.()
         return
       }
     }
@@ -269,9 +293,10 @@ export function createHub(deps: Deps, instance: string) {
   const announce = (user: LocalUser, online: boolean) => {
     user.presenceChain = user.presenceChain.then(async () => {
       try {
-        const [shows, blocked] = await Promise.all([
+        const [shows, blocked, conversationIds] = await Promise.all([
           showsOnlineStatus(db, user.userId),
           listBlockedEitherWay(db, user.userId),
+          listPresenceConversationIds(db, user.userId, presenceGroupLimit),
         ])
         let lastSeen: number | null = null
         if (!online) {
@@ -284,7 +309,7 @@ export function createHub(deps: Deps, instance: string) {
           userId: user.userId,
           online,
           lastSeen,
-          conversationIds: [...user.conversations],
+          conversationIds,
           exceptUserIds: blocked,
           hidden: !shows,
         })
@@ -471,16 +496,21 @@ export function createHub(deps: Deps, instance: string) {
       unsubscribe()
       for (const t of typing.values()) clearTimeout(t.expiry)
       typing.clear()
-      const announcements: Promise<void>[] = []
+      // No announcement per user (thousands of queries while stopping): one instance.down, and the others show
+      // offline, after the grace, whoever does not reconnect elsewhere. last_seen is written in bulk.
+      const leaving: string[] = []
       for (const user of users.values()) {
         if (user.offlineTimer) clearTimeout(user.offlineTimer)
         user.offlineTimer = undefined
-        if (user.announced) {
-          user.announced = false
-          announcements.push(announce(user, false))
-        }
+        if (user.announced) leaving.push(user.userId)
+        user.announced = false
       }
-      await Promise.all(announcements)
+      await Promise.all([...users.values()].map((u) => u.presenceChain))
+      try {
+        await setLastSeenMany(db, leaving, clock.now())
+      } catch (error) {
+        logger.error("realtime: last_seen on shutdown failed", { error: (error as Error).message })
+      }
       bus.publish({ type: "instance.down", instance })
       await bus.close()
     },

@@ -52,6 +52,16 @@ export async function setLastSeen(db: Kysely<Database>, userId: string, at: numb
   await db.updateTable("users").set({ last_seen: at }).where("id", "=", userId).execute()
 }
 
+/** Records the same last_seen for many users at once (an instance stopping). */
+export async function setLastSeenMany(db: Kysely<Database>, userIds: string[], at: number): Promise<void> {
+  for (let i = 0; i < userIds.length; i += 500)
+    await db
+      .updateTable("users")
+      .set({ last_seen: at })
+      .where("id", "in", userIds.slice(i, i + 500))
+      .execute()
+}
+
 /** Of these sessions, the ones that ended or expired (their sockets must close). */
 export async function listEndedSessionIds(
   db: Kysely<Database>,
@@ -73,4 +83,35 @@ export async function listEndedSessionIds(
     for (const id of chunk) if (!liveIds.has(id)) ended.push(id)
   }
   return ended
+}
+
+/**
+ * The conversations through which a user's presence is shown: every DIRECT one, and groups of at most
+ * `groupLimit` members (announcing every connect to a 10,000-member group would cost more than it tells).
+ */
+export async function listPresenceConversationIds(
+  db: Kysely<Database>,
+  userId: string,
+  groupLimit: number,
+): Promise<string[]> {
+  const rows = await db
+    .selectFrom("conversation_members as mine")
+    .innerJoin("conversations as c", "c.id", "mine.conversation_id")
+    .select("mine.conversation_id")
+    .where("mine.user_id", "=", userId)
+    .where((eb) =>
+      eb.or([
+        eb("c.type", "=", "DIRECT"),
+        eb(
+          eb
+            .selectFrom("conversation_members as m")
+            .select((x) => x.fn.countAll().as("n"))
+            .whereRef("m.conversation_id", "=", "mine.conversation_id"),
+          "<=",
+          groupLimit,
+        ),
+      ]),
+    )
+    .execute()
+  return rows.map((r) => r.conversation_id)
 }
