@@ -64,6 +64,7 @@ async function seed(
       id: sid,
       user_id: id,
       refresh_token_hash: crypto.randomUUID(),
+      refresh_salt: crypto.randomUUID(),
       created_at: now,
       last_used_at: now,
       expires_at: now + 86_400_000,

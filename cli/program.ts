@@ -4,6 +4,7 @@ import { type Config, ConfigError, type ConfigKey, loadConfig } from "../src/con
 import { createDeps, type Deps } from "../src/deps.ts"
 import { AppError } from "../src/errors.ts"
 import { configCommand } from "./config.command.ts"
+import { doctorCommand } from "./doctor.command.ts"
 import { migrateCommand } from "./migrate.command.ts"
 import { serveCommand } from "./serve.command.ts"
 import { usersCommand } from "./users.command.ts"
@@ -40,6 +41,7 @@ export function buildProgram(options: ProgramOptions = {}): Command {
   program.addCommand(serveCommand(context))
   program.addCommand(migrateCommand(context))
   program.addCommand(configCommand(context))
+  program.addCommand(doctorCommand(context))
   program.addCommand(usersCommand(context))
   return program
 }
@@ -49,10 +51,12 @@ export async function runCli(argv: string[], options: ProgramOptions = {}): Prom
   try {
     await buildProgram(options).parseAsync(argv)
   } catch (error) {
-    if (error instanceof ConfigError || error instanceof AppError) {
-      console.error(`error: ${error instanceof AppError ? error.detail : error.message}`)
-      process.exit(1)
-    }
-    throw error
+    // An operator gets one line, not a stack: a bad value, an unreachable database, a refused action.
+    const message =
+      error instanceof AppError ? error.detail : error instanceof Error ? error.message : String(error)
+    console.error(`error: ${message}`)
+    if (!(error instanceof ConfigError || error instanceof AppError) && process.env.URGE_DEBUG)
+      console.error(error)
+    process.exit(1)
   }
 }

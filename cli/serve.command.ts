@@ -1,5 +1,6 @@
 import { Command } from "commander"
 import { migrateUp } from "../src/db/migrate.ts"
+import { logImageSupport } from "../src/media/images.ts"
 import { startServer } from "../src/server.ts"
 import type { CliContext } from "./program.ts"
 
@@ -22,6 +23,8 @@ export const serveCommand = (cli: CliContext) =>
         if (applied.length) logger.info("migrations applied", { applied })
       }
       const running = await startServer(deps)
+      // After listening, so loading sharp (first start: extracting it) never delays serving.
+      setTimeout(() => void logImageSupport(logger, config.data.dir), 0)
       const shutdown = (signal: string) => {
         logger.info("signal received", { signal })
         running.stop().then(

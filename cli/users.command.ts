@@ -2,13 +2,15 @@ import { Command } from "commander"
 import {
   createUserByAdmin,
   listUsersForAdmin,
+  pendingVerificationsForAdmin,
+  reviewVerificationByPhone,
   revokeSessionsByPhone,
   setRoleByPhone,
 } from "../src/accounts/admin.service.ts"
 import type { Deps } from "../src/deps.ts"
 import type { CliContext } from "./program.ts"
 
-/** `urge users set-role | create | list | revoke-sessions`. */
+/** `urge users set-role | create | list | revoke-sessions | verification-requests | review-verification`. */
 export function usersCommand(cli: CliContext): Command {
   const withDeps =
     <A extends unknown[]>(run: (deps: Deps, ...args: A) => Promise<void>) =>
@@ -81,6 +83,31 @@ export function usersCommand(cli: CliContext): Command {
       withDeps(async (deps, phone: string) => {
         const result = await revokeSessionsByPhone(deps, phone)
         cli.print(`${result.phone_number}: ${result.ended} session(s) ended`)
+      }),
+    )
+  command
+    .command("verification-requests")
+    .description("list pending verification (badge) requests")
+    .action(
+      withDeps(async (deps) => {
+        const { requests } = await pendingVerificationsForAdmin(deps)
+        for (const r of requests)
+          cli.print(
+            [r.user.phone_number, r.created_at, r.full_name, r.reason, r.social_proof ?? ""].join("\t"),
+          )
+        if (!requests.length) cli.print("no pending requests")
+      }),
+    )
+  command
+    .command("review-verification")
+    .description("approve (grants VERIFIED) or reject an account's pending verification request")
+    .argument("<phone>", "the account's phone number")
+    .argument("<decision>", "approve | reject")
+    .option("--reason <text>", "why it was rejected (shown to the user)")
+    .action(
+      withDeps(async (deps, phone: string, decision: string, opts: { reason?: string }) => {
+        const result = await reviewVerificationByPhone(deps, phone, decision, opts.reason)
+        cli.print(`${result.phone_number}: ${result.verification_status}`)
       }),
     )
   return command

@@ -26,6 +26,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn("id", "text", (c) => c.primaryKey())
     .addColumn("user_id", "text", (c) => c.notNull().references("users.id").onDelete("cascade"))
     .addColumn("refresh_token_hash", "text", (c) => c.notNull().unique())
+    .addColumn("refresh_salt", "text", (c) => c.notNull())
     .addColumn("device_name", "text")
     .addColumn("platform", "text")
     .addColumn("ip", "text")

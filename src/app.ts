@@ -21,6 +21,9 @@ const rootPath = /^\/(?:$|api(?:\/|$)|health$|docs(?:\/|$)|ws$|socket\.io\/)/
 /** The feature routes, mounted under /api. */
 const apiRoutes = (deps: Deps) =>
   new Elysia({ name: "api", prefix: "/api" })
+    // Bodies are JSON unless a route says otherwise. Parsing itself is the root's onParse (limits, checks);
+    // naming the parser here is what lets OpenAPI document each request body as application/json.
+    .guard({ parse: { fn: "json" } as never })
     .use(authRoutes(deps))
     .use(conversationsRoutes(deps))
     .use(messagesRoutes(deps))
@@ -64,7 +67,9 @@ export function createApp(deps: Deps, inFlight: InFlight = { count: 0 }, realtim
     .use(corsPlugin(origins))
     // JSON bodies: size-limited, and an empty body reads as no body (several app calls POST without one).
     .onParse({ as: "global" }, async ({ request, contentType }) => {
-      if (!contentType?.startsWith("application/json")) return
+      // No content type: a bodyless POST/PUT (the app sends several); other types go to their route's parser.
+      if (!contentType) return {}
+      if (!contentType.startsWith("application/json")) return
       const declared = Number(request.headers.get("content-length") ?? 0)
       if (declared > bodyLimit) throw tooLarge(bodyLimit)
       const text = await request.text()

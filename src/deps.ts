@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { type Clock, systemClock } from "./clock.ts"
 import { type Config, ConfigError } from "./config.ts"
@@ -76,9 +76,20 @@ function createBus(config: Config, logger: Logger): RealtimeBus {
 function resolveJwtSecret(config: Config, logger: Logger): string {
   if (config.auth.jwt_secret) return config.auth.jwt_secret
   const file = join(config.data.dir, "jwt-secret")
-  if (existsSync(file)) return readFileSync(file, "utf8").trim()
-  const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(48))).toString("base64url")
-  writeFileSync(file, secret + "\n", { mode: 0o600, flag: "wx" })
-  logger.info("generated a JWT secret", { file })
-  return secret
+  if (!existsSync(file)) {
+    // Written whole under a private name, then linked into place: of two processes starting together on a
+    // new data directory, one wins and the other reads the winner's complete file.
+    const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(48))).toString("base64url")
+    const draft = `${file}.${process.pid}.${Date.now()}`
+    writeFileSync(draft, secret + "\n", { mode: 0o600 })
+    try {
+      linkSync(draft, file)
+      logger.info("generated a JWT secret", { file })
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error
+    } finally {
+      unlinkSync(draft)
+    }
+  }
+  return readFileSync(file, "utf8").trim()
 }

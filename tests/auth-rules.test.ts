@@ -101,6 +101,11 @@ describe("one-time codes", () => {
     const res = await login(phone, code)
     expect(res.status).toBe(401)
     expect(res.body.code).toBe("auth.user_not_found")
+    // The code was not used up: the person registers and signs in with it.
+    expect((await server.api("POST", "/api/auth/register", { body: { phone_number: phone } })).status).toBe(
+      200,
+    )
+    expect((await login(phone, code)).status).toBe(200)
   })
 
   test("someone who registered another person's number loses it when the owner signs in with a code", async () => {

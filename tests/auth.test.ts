@@ -105,6 +105,54 @@ describe("the app's sign-up flow", () => {
     expect(events).toContainEqual({ type: "session.ended", userId: user.id, sessionIds: [claims.sid] })
   })
 
+  test("the app's flow, which sends its stored token on every call, leaves one session", async () => {
+    const phone = uniquePhone()
+    const code = await requestCode(server, phone)
+    const registered = await server.api("POST", "/api/auth/register", { body: { phone_number: phone } })
+    const token = registered.body.access_token
+    const verified = await server.api("POST", "/api/auth/verify-phone", {
+      token,
+      body: { phone_number: phone, code },
+    })
+    const login = await server.api("POST", "/api/auth/login", {
+      token,
+      body: { phone_number: phone, verification_code: code },
+    })
+    expect(login.status).toBe(200)
+    expect(verified.body.refresh_token).toBe(registered.body.refresh_token)
+    expect(login.body.refresh_token).toBe(registered.body.refresh_token)
+    expect(claimsOf(login.body.access_token).sid).toBe(claimsOf(token).sid)
+    const sessions = await server.api("GET", "/api/auth/sessions", { token: login.body.access_token })
+    expect(sessions.body.sessions).toHaveLength(1)
+    // The session slid: still refreshable with the one refresh token.
+    expect(
+      (await server.api("POST", "/api/auth/refresh", { body: { refresh_token: login.body.refresh_token } }))
+        .status,
+    ).toBe(200)
+
+    // Another user's token, or an ended session's, does not lend its session: a new one opens.
+    const other = await signUp(server)
+    server.clock.advance(31_000)
+    const code2 = await requestCode(server, phone)
+    const withOthers = await server.api("POST", "/api/auth/login", {
+      token: other.accessToken,
+      body: { phone_number: phone, verification_code: code2 },
+    })
+    expect(withOthers.status).toBe(200)
+    expect(claimsOf(withOthers.body.access_token).sid).not.toBe(claimsOf(token).sid)
+    expect(claimsOf(withOthers.body.access_token).sid).not.toBe(claimsOf(other.accessToken).sid)
+    await server.api("POST", "/api/auth/logout", { token: login.body.access_token })
+    server.clock.advance(31_000)
+    const code3 = await requestCode(server, phone)
+    const afterLogout = await server.api("POST", "/api/auth/login", {
+      token: login.body.access_token,
+      body: { phone_number: phone, verification_code: code3 },
+    })
+    expect(afterLogout.status).toBe(200)
+    expect(claimsOf(afterLogout.body.access_token).sid).not.toBe(claimsOf(token).sid)
+    expect(afterLogout.body.refresh_token).not.toBe(registered.body.refresh_token)
+  })
+
   test("send-code is an alias, and phone numbers are normalised to E.164 everywhere", async () => {
     const digits = uniquePhone().slice(1)
     const pretty = `+${digits.slice(0, 1)} (${digits.slice(1, 4)}) ${digits.slice(4, 7)}-${digits.slice(7)}`
@@ -118,6 +166,22 @@ describe("the app's sign-up flow", () => {
       body: { phone_number: ` +${digits} `, verification_code: code },
     })
     expect(login.status).toBe(200)
+  })
+
+  test("register may carry the code: the number is verified at once; a wrong code is refused", async () => {
+    const phone = uniquePhone()
+    const code = await requestCode(server, phone)
+    const wrongCode = String((Number(code) + 1) % 1_000_000).padStart(6, "0")
+    const refused = await server.api("POST", "/api/auth/register", {
+      body: { phone_number: phone, verification_code: wrongCode },
+    })
+    expect(refused.status).toBe(400)
+    expect(refused.body.code).toBe("auth.code_invalid")
+    const ok = await server.api("POST", "/api/auth/register", {
+      body: { phone_number: phone, verification_code: code },
+    })
+    expect(ok.status).toBe(200)
+    expect(ok.body.user.is_verified).toBe(true)
   })
 
   test("registering a taken number is refused", async () => {

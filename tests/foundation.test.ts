@@ -66,6 +66,12 @@ describe("API docs", () => {
     expect(res.body.paths["/health"]).toBeDefined()
   })
 
+  test("request bodies are documented as JSON with their schema", async () => {
+    const doc = (await server.api("GET", "/docs/json")).body
+    const body = doc.paths["/api/auth/register"].post.requestBody
+    expect(body.content["application/json"].schema.properties.phone_number).toBeDefined()
+  })
+
   test("the docs page loads its assets from this server, not a CDN", async () => {
     const page = await fetch(`${server.url}/docs`)
     const html = await page.text()

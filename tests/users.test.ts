@@ -310,6 +310,38 @@ describe("roles and verification", () => {
 })
 
 describe("urge users CLI", () => {
+  test("verification-requests lists pending ones; review-verification decides", async () => {
+    const u = await signUp(server, { displayName: "Cli Badge" })
+    const env = {
+      URGE_DATA_DIR: server.deps.config.data.dir,
+      URGE_DATABASE_URL: server.deps.config.database.url,
+      URGE_AUTH_JWT_SECRET: "test-secret-test-secret-test-secret",
+    }
+    await server.deps.database.db
+      .updateTable("users")
+      .set({ created_at: server.clock.now() - 8 * 86_400_000 })
+      .where("id", "=", u.user.id)
+      .execute()
+    const requested = await server.api("POST", "/api/account/verification/request", {
+      token: u.accessToken,
+      body: { full_name: "Cli Badge", reason: "Well known on the command line." },
+    })
+    expect(requested.status).toBe(200)
+    expect(await runCli(["users", "verification-requests"], env)).toContain(`${u.phone}\t`)
+    await expect(runCli(["users", "review-verification", u.phone, "maybe"], env)).rejects.toMatchObject({
+      code: "verification.invalid_action",
+    })
+    expect(
+      await runCli(["users", "review-verification", u.phone, "reject", "--reason", "Not enough proof"], env),
+    ).toBe(`${u.phone}: rejected`)
+    const status = await server.api("GET", "/api/account/verification/status", { token: u.accessToken })
+    expect(status.body).toMatchObject({ is_verified: false, verification_status: "rejected" })
+    expect((await server.api("GET", "/api/auth/me", { token: u.accessToken })).body.role).toBe("REGULAR")
+    await expect(runCli(["users", "review-verification", u.phone, "approve"], env)).rejects.toMatchObject({
+      status: 404,
+    })
+  })
+
   const cliEnv = () => ({
     URGE_DATA_DIR: server.deps.config.data.dir,
     URGE_DATABASE_URL: server.deps.config.database.url,
@@ -342,7 +374,7 @@ describe("urge users CLI", () => {
     const u = await signUp(server)
     expect((await server.api("GET", "/api/auth/me", { token: u.accessToken })).status).toBe(200)
     const out = await runCli(["users", "revoke-sessions", u.phone], cliEnv())
-    expect(out).toBe(`${u.phone}: 3 session(s) ended`)
+    expect(out).toBe(`${u.phone}: 1 session(s) ended`)
     expect((await server.api("GET", "/api/auth/me", { token: u.accessToken })).status).toBe(401)
     expect(
       (await server.api("POST", "/api/auth/refresh", { body: { refresh_token: u.refreshToken } })).status,

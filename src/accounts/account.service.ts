@@ -182,6 +182,11 @@ async function requireReviewer(deps: Deps, principal: Principal) {
 /** GET /account/verification/pending (FOUNDER or CO_FOUNDER). */
 export async function pendingVerifications(deps: Deps, principal: Principal) {
   await requireReviewer(deps, principal)
+  return listPendingVerifications(deps)
+}
+
+/** Every pending verification request, oldest first, with what a reviewer needs to know of the user. */
+export async function listPendingVerifications(deps: Deps) {
   const rows = await deps.database.db
     .selectFrom("verification_requests as r")
     .innerJoin("users as u", "u.id", "r.user_id")
@@ -233,6 +238,16 @@ export async function reviewVerification(
   input: { action: "approve" | "reject"; rejection_reason?: string | null },
 ) {
   await requireReviewer(deps, principal)
+  return decideVerification(deps, principal.userId, userId, input)
+}
+
+/** Approves or rejects a user's pending request; `reviewerId` null when an operator decides through the CLI. */
+export async function decideVerification(
+  deps: Deps,
+  reviewerId: string | null,
+  userId: string,
+  input: { action: "approve" | "reject"; rejection_reason?: string | null },
+) {
   const { db } = deps.database
   const now = deps.clock.now()
   const approved = input.action === "approve"
@@ -249,7 +264,7 @@ export async function reviewVerification(
       .updateTable("verification_requests")
       .set({
         status: approved ? "approved" : "rejected",
-        reviewed_by: principal.userId,
+        reviewed_by: reviewerId,
         reviewed_at: now,
         rejection_reason: rejectionReason,
       })
@@ -263,7 +278,7 @@ export async function reviewVerification(
   deps.logger.info("verification reviewed", {
     user_id: userId,
     action: input.action,
-    reviewer: principal.userId,
+    reviewer: reviewerId ?? "cli",
   })
   return {
     success: true,

@@ -31,6 +31,8 @@ export interface UserSessionsTable {
   id: string
   user_id: string
   refresh_token_hash: string
+  /** With the server secret, gives the session's refresh token again (a sign-in from the same device reuses it). */
+  refresh_salt: string
   device_name: string | null
   platform: string | null
   ip: string | null

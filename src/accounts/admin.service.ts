@@ -4,6 +4,7 @@ import { iso } from "../clock.ts"
 import type { Deps } from "../deps.ts"
 import { badRequest, conflict, notFound } from "../errors.ts"
 import { type UserRole, userRoles } from "./accounts.tables.ts"
+import { decideVerification, listPendingVerifications } from "./account.service.ts"
 import { findUserById, findUserByPhone, insertUser, updateUser } from "./users.repository.ts"
 
 /** Administration of accounts, for the CLI (`urge users …`): the same rules the API uses, no second copy. */
@@ -85,4 +86,16 @@ export async function revokeSessionsByPhone(deps: Deps, phone: string) {
   const ended = await endUserSessions(deps, user.id)
   deps.logger.info("sessions revoked by an operator", { user_id: user.id, count: ended.length })
   return { id: user.id, phone_number: user.phone_number, ended: ended.length }
+}
+
+/** Pending verification requests, for an operator. */
+export const pendingVerificationsForAdmin = (deps: Deps) => listPendingVerifications(deps)
+
+/** Approves or rejects the pending verification request of the account with this phone number. */
+export async function reviewVerificationByPhone(deps: Deps, phone: string, action: string, reason?: string) {
+  if (action !== "approve" && action !== "reject")
+    throw badRequest("verification.invalid_action", 'The decision must be "approve" or "reject"')
+  const user = await userByPhone(deps, phone)
+  const result = await decideVerification(deps, null, user.id, { action, rejection_reason: reason })
+  return { phone_number: user.phone_number, ...result }
 }

@@ -52,6 +52,11 @@ export async function updateUser(db: Kysely<Database>, id: string, patch: UserPa
   return result.numUpdatedRows > 0n
 }
 
+/** Records when a user was last seen (login, last socket closing); does not touch `updated_at`. */
+export async function touchLastSeen(db: Kysely<Database>, userId: string, at: number): Promise<void> {
+  await db.updateTable("users").set({ last_seen: at }).where("id", "=", userId).execute()
+}
+
 /** Whether another user already uses this email. */
 export async function emailTaken(db: Kysely<Database>, email: string, exceptUserId: string) {
   const row = await db

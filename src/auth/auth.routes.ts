@@ -5,7 +5,7 @@ import type { Deps } from "../deps.ts"
 import { authPlugin } from "./auth.plugin.ts"
 import { codeBody, loginBody, phoneBody, refreshBody, registerBody, resetBody } from "./auth.schemas.ts"
 import * as auth from "./auth.service.ts"
-import { clientInfo } from "./client-info.ts"
+import { bearerSession, clientInfo } from "./client-info.ts"
 import { normalizePhone } from "./phone.ts"
 
 /** `/auth/*`: sign-up with SMS codes, login, tokens, sessions, password reset (CONTRACT §2.1, A2). */
@@ -49,13 +49,11 @@ export const authRoutes = (deps: Deps) =>
     )
     .post(
       "/verify-phone",
-      ({ body, request, server }) =>
-        auth.verifyPhone(
-          deps,
-          normalizePhone(body.phone_number),
-          body.code,
-          clientInfo(deps, request, server),
-        ),
+      async ({ body, request, server }) =>
+        auth.verifyPhone(deps, normalizePhone(body.phone_number), body.code, {
+          ...clientInfo(deps, request, server),
+          session: await bearerSession(deps, request),
+        }),
       {
         body: codeBody,
         detail: {
@@ -65,15 +63,19 @@ export const authRoutes = (deps: Deps) =>
     )
     .post(
       "/login",
-      ({ body, request, server }) =>
+      async ({ body, request, server }) =>
         auth.login(
           deps,
           { phone: normalizePhone(body.phone_number), code: body.verification_code, password: body.password },
-          clientInfo(deps, request, server, body),
+          { ...clientInfo(deps, request, server, body), session: await bearerSession(deps, request) },
         ),
       {
         body: loginBody,
-        detail: { summary: "Sign in with a code (consumed) or a password; opens a session" },
+        detail: {
+          summary: "Sign in with a code (consumed) or a password; opens a session",
+          description:
+            "A bearer token of this user's live session (the app sends its stored one) keeps that session: same refresh token, no second device.",
+        },
       },
     )
     .post("/refresh", ({ body }) => auth.refresh(deps, body.refresh_token), {

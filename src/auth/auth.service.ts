@@ -4,6 +4,7 @@ import {
   findUserByPhone,
   insertUser,
   latestVerificationStatus,
+  touchLastSeen,
   updateUser,
   type UserRow,
 } from "../accounts/users.repository.ts"
@@ -14,12 +15,13 @@ import { badRequest, conflict, notFound, unauthorized } from "../errors.ts"
 import { checkCode, codeRefusedError, issueCode } from "./otp.ts"
 import {
   endSessions,
+  findLiveSession,
   findLiveSessionByRefreshHash,
   insertSession,
   listLiveSessions,
   touchSession,
 } from "./sessions.repository.ts"
-import { hashRefreshToken, newRefreshToken, signAccessToken } from "./tokens.ts"
+import { hashRefreshToken, newRefreshSalt, refreshTokenFor, signAccessToken } from "./tokens.ts"
 import { iso } from "../clock.ts"
 
 /** Who is calling an authenticated route: the user, their current role and the session of the token. */
@@ -31,6 +33,8 @@ export type ClientInfo = {
   userAgent: string | null
   deviceName?: string
   platform?: string
+  /** Whose live session the request's bearer token names (sign-ins from that device keep the session). */
+  session?: { userId: string; sessionId: string }
 }
 
 /** The login response (CONTRACT §2.1): tokens plus the user, with the `token` alias the app reads on verify-phone. */
@@ -85,28 +89,48 @@ export async function requireUser(deps: Deps, userId: string): Promise<UserRow> 
   return user
 }
 
-/** Opens a session for a user and returns its tokens. */
+/**
+ * Opens a session for a user and returns its tokens. A client that presents (as its bearer token) a live
+ * session of this same user keeps that session instead: the app sends its stored token with every request,
+ * so its sign-up flow (register → verify-phone → login) ends with one device in the list, not three.
+ */
 async function openSession(deps: Deps, db: Kysely<Database>, user: UserRow, client: ClientInfo) {
   const now = deps.clock.now()
-  const refreshToken = newRefreshToken()
+  const expiresAt = now + deps.config.auth.refresh_token_ttl * 1000
+  const sign = (sid: string) =>
+    signAccessToken(
+      deps.jwtSecret,
+      { sub: user.id, role: user.role, sid },
+      now,
+      deps.config.auth.access_token_ttl,
+    )
+  const current =
+    client.session?.userId === user.id
+      ? await findLiveSession(db, client.session.sessionId, user.id, now)
+      : undefined
+  if (current) {
+    await touchSession(db, current.id, { last_used_at: now, expires_at: expiresAt })
+    return {
+      sessionId: current.id,
+      accessToken: sign(current.id),
+      refreshToken: refreshTokenFor(deps.jwtSecret, current.id, current.refresh_salt),
+    }
+  }
   const sessionId = Bun.randomUUIDv7()
+  const salt = newRefreshSalt()
+  const refreshToken = refreshTokenFor(deps.jwtSecret, sessionId, salt)
   await insertSession(db, {
     id: sessionId,
     user_id: user.id,
     refresh_token_hash: hashRefreshToken(refreshToken),
+    refresh_salt: salt,
     device_name: (client.deviceName ?? client.userAgent)?.slice(0, 200) || null,
     platform: client.platform?.slice(0, 50) || null,
     ip: client.ip,
     now,
-    expires_at: now + deps.config.auth.refresh_token_ttl * 1000,
+    expires_at: expiresAt,
   })
-  const accessToken = signAccessToken(
-    deps.jwtSecret,
-    { sub: user.id, role: user.role, sid: sessionId },
-    now,
-    deps.config.auth.access_token_ttl,
-  )
-  return { sessionId, accessToken, refreshToken }
+  return { sessionId, accessToken: sign(sessionId), refreshToken }
 }
 
 async function authResult(deps: Deps, userId: string, tokens: { accessToken: string; refreshToken: string }) {
@@ -195,9 +219,12 @@ export async function register(
       return openSession(deps, trx, (await findUserById(trx, id))!, client)
     })
     .catch((error) => {
-      // Two registrations of one number at once: the unique index decides.
-      if (/unique|duplicate/i.test(String((error as Error).message)))
-        throw conflict("auth.phone_taken", "Phone number already registered")
+      // Two registrations at once: the unique indexes decide.
+      const message = String((error as Error).message)
+      if (/unique|duplicate/i.test(message))
+        throw /email/i.test(message)
+          ? conflict("user.email_taken", "This email is already used by another account.")
+          : conflict("auth.phone_taken", "Phone number already registered")
       throw error
     })
   deps.logger.info("user registered", { user_id: id })
@@ -242,13 +269,14 @@ export async function login(
   const user = await findUserByPhone(db, input.phone)
   if (input.code) {
     const code = input.code
-    const check = await checkCode(deps, db, input.phone, "login", code, true)
+    // With no account the code is only checked, not used up: the person registers next with the same code.
+    const check = await checkCode(deps, db, input.phone, "login", code, !!user)
     if (!check.ok) throw codeRefusedError(check.reason, 401)
     // The code proves the number; only now may we say that no account uses it.
     if (!user) throw unauthorized("auth.user_not_found", "User not found. Please register first.")
     const { tokens, ended } = await db.transaction().execute(async (trx) => {
       const ended = await markPhoneProven(deps, trx, user, check.issuedAt)
-      await updateUser(trx, user.id, { last_seen: deps.clock.now() }, deps.clock.now())
+      await touchLastSeen(trx, user.id, deps.clock.now())
       return { ended, tokens: await openSession(deps, trx, user, client) }
     })
     announceEnded(deps, user.id, ended)
@@ -257,7 +285,7 @@ export async function login(
   if (!(await passwordMatches(input.password!, user?.password_hash ?? null)) || !user)
     throw unauthorized("auth.invalid_credentials", "Invalid phone number or password")
   const tokens = await db.transaction().execute(async (trx) => {
-    await updateUser(trx, user.id, { last_seen: deps.clock.now() }, deps.clock.now())
+    await touchLastSeen(trx, user.id, deps.clock.now())
     return openSession(deps, trx, user, client)
   })
   return authResult(deps, user.id, tokens)
@@ -275,11 +303,12 @@ export async function refresh(deps: Deps, refreshToken: string): Promise<AuthRes
   const session = await findLiveSessionByRefreshHash(db, hashRefreshToken(refreshToken), now)
   const user = session && (await findUserById(db, session.user_id))
   if (!session || !user) throw unauthorized("auth.invalid_refresh_token", "Invalid or expired refresh token")
-  const rotated = deps.config.auth.rotate_refresh_tokens ? newRefreshToken() : refreshToken
+  const salt = deps.config.auth.rotate_refresh_tokens ? newRefreshSalt() : null
+  const rotated = salt ? refreshTokenFor(deps.jwtSecret, session.id, salt) : refreshToken
   await touchSession(db, session.id, {
     last_used_at: now,
     expires_at: now + deps.config.auth.refresh_token_ttl * 1000,
-    ...(rotated !== refreshToken ? { refresh_token_hash: hashRefreshToken(rotated) } : {}),
+    ...(salt ? { refresh_token_hash: hashRefreshToken(rotated), refresh_salt: salt } : {}),
   })
   const accessToken = signAccessToken(
     deps.jwtSecret,

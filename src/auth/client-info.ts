@@ -1,5 +1,6 @@
 import type { Server } from "bun"
 import type { Deps } from "../deps.ts"
+import { bearerToken, verifyAccessToken } from "./auth.plugin.ts"
 import type { ClientInfo } from "./auth.service.ts"
 
 /**
@@ -27,5 +28,21 @@ export function clientInfo(
     userAgent: request.headers.get("user-agent"),
     deviceName: body?.device_name,
     platform: body?.platform,
+  }
+}
+
+/**
+ * The live session a request's bearer token names, even if the token expired (the app sends whatever token
+ * it stored with every request, sign-in routes included), or undefined. Never an error: sign-in routes
+ * do not require a token.
+ */
+export async function bearerSession(deps: Deps, request: Request): Promise<ClientInfo["session"]> {
+  const token = bearerToken(request.headers.get("authorization"))
+  if (!token) return undefined
+  try {
+    const principal = await verifyAccessToken(deps, token, { allowExpired: true })
+    return { userId: principal.userId, sessionId: principal.sessionId }
+  } catch {
+    return undefined
   }
 }

@@ -11,6 +11,7 @@ export async function insertSession(
     id: string
     user_id: string
     refresh_token_hash: string
+    refresh_salt: string
     device_name: string | null
     platform: string | null
     ip: string | null
@@ -76,11 +77,22 @@ export const findLiveSessionByRefreshHash = (db: Kysely<Database>, hash: string,
     .where("expires_at", ">", now)
     .executeTakeFirst()
 
+/** A live session of a user, or undefined. */
+export const findLiveSession = (db: Kysely<Database>, id: string, userId: string, now: number) =>
+  db
+    .selectFrom("user_sessions")
+    .selectAll()
+    .where("id", "=", id)
+    .where("user_id", "=", userId)
+    .where("ended_at", "is", null)
+    .where("expires_at", ">", now)
+    .executeTakeFirst()
+
 /** Marks a session used: slides its expiry and, when rotating, swaps the refresh token hash. */
 export async function touchSession(
   db: Kysely<Database>,
   id: string,
-  values: { last_used_at: number; expires_at?: number; refresh_token_hash?: string },
+  values: { last_used_at: number; expires_at?: number; refresh_token_hash?: string; refresh_salt?: string },
 ) {
   await db
     .updateTable("user_sessions")

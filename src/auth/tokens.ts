@@ -61,8 +61,16 @@ export function decodeAccessToken(secret: string, token: string): AccessClaims |
   }
 }
 
-/** A new opaque refresh token (256 random bits). */
-export const newRefreshToken = () => b64url(Buffer.from(crypto.getRandomValues(new Uint8Array(32))))
+/** A new random salt for a session's refresh token. */
+export const newRefreshSalt = () => b64url(Buffer.from(crypto.getRandomValues(new Uint8Array(24))))
+
+/**
+ * A session's opaque refresh token: HMAC of its id and salt under the server secret (256 bits nobody can
+ * guess without the secret). Derivable, so a sign-in from a device that still holds its session gives the
+ * same token back instead of opening a second session; only its SHA-256 is stored.
+ */
+export const refreshTokenFor = (secret: string, sessionId: string, salt: string) =>
+  createHmac("sha256", secret).update(`refresh:${sessionId}:${salt}`).digest("base64url")
 
 /** How a refresh token is stored: its SHA-256 (the token itself is high-entropy, so no salt or slow hash is needed). */
 export const hashRefreshToken = (token: string) => createHash("sha256").update(token).digest("hex")

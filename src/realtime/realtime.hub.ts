@@ -1,3 +1,4 @@
+import { touchLastSeen } from "../accounts/users.repository.ts"
 import type { Deps } from "../deps.ts"
 import type { DomainEvent } from "../events.ts"
 import type { BusMessage } from "./realtime.bus.ts"
@@ -7,7 +8,6 @@ import {
   listEndedSessionIds,
   listMemberConversationIds,
   listPresenceConversationIds,
-  setLastSeen,
   setLastSeenMany,
   showsOnlineStatus,
 } from "./realtime.repository.ts"
@@ -301,7 +301,7 @@ export function createHub(deps: Deps, instance: string) {
         let lastSeen: number | null = null
         if (!online) {
           lastSeen = clock.now()
-          await setLastSeen(db, user.userId, lastSeen)
+          await touchLastSeen(db, user.userId, lastSeen)
         }
         bus.publish({
           type: "presence",

@@ -47,11 +47,6 @@ export async function showsOnlineStatus(db: Kysely<Database>, userId: string): P
   return !row || !!row.show_online_status
 }
 
-/** Records when the user's last socket closed. */
-export async function setLastSeen(db: Kysely<Database>, userId: string, at: number): Promise<void> {
-  await db.updateTable("users").set({ last_seen: at }).where("id", "=", userId).execute()
-}
-
 /** Records the same last_seen for many users at once (an instance stopping). */
 export async function setLastSeenMany(db: Kysely<Database>, userIds: string[], at: number): Promise<void> {
   for (let i = 0; i < userIds.length; i += 500)

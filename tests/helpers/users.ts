@@ -34,7 +34,7 @@ export async function requestCode(server: TestServer, phone: string): Promise<st
 
 /**
  * Signs a new user up through the real API, like the app: send code → register → verify-phone → login with
- * the same code. Unique phone per call.
+ * the same code, each call after register carrying its token. Unique phone per call; one session.
  */
 export async function signUp(
   server: TestServer,
@@ -51,10 +51,16 @@ export async function signUp(
   })
   if (registered.status !== 200)
     throw new Error(`register ${registered.status}: ${JSON.stringify(registered.body)}`)
-  const verified = await server.api("POST", "/api/auth/verify-phone", { body: { phone_number: phone, code } })
+  // Like the app, every later call carries the token register gave (so the device keeps one session).
+  const token = registered.body.access_token as string
+  const verified = await server.api("POST", "/api/auth/verify-phone", {
+    token,
+    body: { phone_number: phone, code },
+  })
   if (verified.status !== 200)
     throw new Error(`verify-phone ${verified.status}: ${JSON.stringify(verified.body)}`)
   const loggedIn = await server.api("POST", "/api/auth/login", {
+    token,
     body: { phone_number: phone, verification_code: code },
   })
   if (loggedIn.status !== 200) throw new Error(`login ${loggedIn.status}: ${JSON.stringify(loggedIn.body)}`)
