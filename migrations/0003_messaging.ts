@@ -133,7 +133,13 @@ export async function up(db: Kysely<any>): Promise<void> {
     .on("changes")
     .columns(["conversation_id", "pos"])
     .execute()
-  await db.schema.createIndex("changes_user").on("changes").columns(["user_id", "pos"]).execute()
+  // Partial: most rows are for every member (user_id NULL); the planner must see this index as selective.
+  await db.schema
+    .createIndex("changes_user")
+    .on("changes")
+    .columns(["user_id", "pos"])
+    .where(sql.ref("user_id"), "is not", null)
+    .execute()
 
   if (pg) {
     // Only text messages are searchable; a deleted message has its content wiped, so it leaves the index.
@@ -157,7 +163,9 @@ export async function up(db: Kysely<any>): Promise<void> {
   } else {
     // Contentless FTS5 keyed by messages.rid; `conv` is the conversation as one token ("c" + hex), so a search
     // in one conversation, or across the caller's conversations, is answered by the index itself.
-    await sql`create virtual table messages_fts using fts5(body, conv, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2')`.execute(
+    // prefix='2 3': the word being typed is a prefix term; short prefixes would otherwise merge the postings
+    // of every matching word (hundreds of ms on a million messages), for ~10 µs more per insert.
+    await sql`create virtual table messages_fts using fts5(body, conv, content='', contentless_delete=1, prefix='2 3', tokenize='unicode61 remove_diacritics 2')`.execute(
       db,
     )
     await sql`create trigger messages_fts_insert after insert on messages

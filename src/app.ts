@@ -8,12 +8,13 @@ import { errorsPlugin } from "./http/errors.plugin.ts"
 import { type InFlight, requestsPlugin } from "./http/requests.plugin.ts"
 import { healthRoutes } from "./health/health.routes.ts"
 import { authRoutes } from "./auth/auth.routes.ts"
-import { conversationsRoutes } from "./conversations/conversations.routes.ts"
-import { messagesRoutes } from "./messages/messages.routes.ts"
-import { syncRoutes } from "./sync/sync.routes.ts"
 import { settingsRoutes } from "./settings/settings.routes.ts"
 import { usersRoutes } from "./accounts/users.routes.ts"
 import { accountRoutes } from "./accounts/account.routes.ts"
+import { conversationsRoutes } from "./conversations/conversations.routes.ts"
+import { messagesRoutes } from "./messages/messages.routes.ts"
+import { syncRoutes } from "./sync/sync.routes.ts"
+import { groupsRoutes } from "./groups/groups.routes.ts"
 
 /** Paths that live at the root; every other path is an alias of the same path under /api (CONTRACT A1). */
 const rootPath = /^\/(?:$|api(?:\/|$)|health$|docs(?:\/|$)|ws$|socket\.io\/)/
@@ -25,12 +26,13 @@ const apiRoutes = (deps: Deps) =>
     // naming the parser here is what lets OpenAPI document each request body as application/json.
     .guard({ parse: { fn: "json" } as never })
     .use(authRoutes(deps))
-    .use(conversationsRoutes(deps))
-    .use(messagesRoutes(deps))
-    .use(syncRoutes(deps))
     .use(settingsRoutes(deps))
     .use(usersRoutes(deps))
     .use(accountRoutes(deps))
+    .use(conversationsRoutes(deps))
+    .use(messagesRoutes(deps))
+    .use(syncRoutes(deps))
+    .use(groupsRoutes(deps))
 
 /** Answers `/ws` and `/socket.io/` (the realtime protocols), or returns undefined for every other path. */
 export type RealtimePaths = (request: Request, server: Server<unknown>) => Promise<Response> | undefined

@@ -214,6 +214,16 @@ describe("the conversation list", () => {
     expect(h.body.messages.map((m: any) => m.content)).toEqual(["are you there?"])
   })
 
+  test("the list carries at most 10 participants per group; the count is exact and GET has them all", async () => {
+    const people = await signUpMany(server, 12, "Crowd")
+    const id = await group(server, people[0]!, people.slice(1))
+    const item = (await list(people[0]!)).conversations.find((c: any) => c.id === id)
+    expect(item.participants).toHaveLength(10)
+    expect(item).toMatchObject({ participantCount: 12, participant_count: 12 })
+    const one = await server.api("GET", `/api/conversations/${id}`, { token: people[5]!.accessToken })
+    expect(one.body.participants).toHaveLength(12)
+  })
+
   test("unknown and malformed ids are 404, never 422 or 500", async () => {
     for (const id of ["nope", "00000000-0000-0000-0000-000000000000", "%20", "' or 1=1 --"]) {
       const path = `/api/conversations/${encodeURIComponent(id)}`

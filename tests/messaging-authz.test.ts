@@ -211,3 +211,90 @@ describe("authorization of every messaging endpoint", () => {
     }
   })
 })
+
+describe("blocks", () => {
+  const block = async (blocker: SignedUpUser, blocked: SignedUpUser) =>
+    expect(
+      (
+        await server.api("POST", `/api/settings/privacy/block/${blocked.user.id}`, {
+          token: blocker.accessToken,
+        })
+      ).status,
+    ).toBe(200)
+  const unblock = async (blocker: SignedUpUser, blocked: SignedUpUser) =>
+    expect(
+      (
+        await server.api("DELETE", `/api/settings/privacy/unblock/${blocked.user.id}`, {
+          token: blocker.accessToken,
+        })
+      ).status,
+    ).toBe(200)
+
+  test("a block either way stops direct messages and new direct chats, both with 403", async () => {
+    const [a, b, c] = await signUpMany(server, 3, "Blk")
+    const chat = (
+      await server.api("POST", "/api/conversations", {
+        token: a!.accessToken,
+        body: { type: "DIRECT", participant_ids: [b!.user.id] },
+      })
+    ).body.id
+    expect(
+      (
+        await server.api("POST", "/api/messages", {
+          token: a!.accessToken,
+          body: { conversation_id: chat, content: "hi" },
+        })
+      ).status,
+    ).toBe(200)
+    await block(b!, a!)
+    const fromBlocked = await server.api("POST", "/api/messages", {
+      token: a!.accessToken,
+      body: { conversation_id: chat, content: "hello?" },
+    })
+    expect(fromBlocked.status).toBe(403)
+    expect(fromBlocked.body).toEqual({
+      detail: "You cannot send messages to this user.",
+      code: "message.blocked",
+    })
+    const fromBlocker = await server.api("POST", "/api/messages", {
+      token: b!.accessToken,
+      body: { conversation_id: chat, content: "x" },
+    })
+    expect(fromBlocker.status).toBe(403)
+    expect(fromBlocker.body.detail).toBe("You have blocked this user. Unblock them to send messages.")
+    for (const [from, to] of [
+      [a!, b!],
+      [b!, a!],
+    ] as const) {
+      const open = await server.api("POST", "/api/conversations", {
+        token: from.accessToken,
+        body: { type: "DIRECT", participant_ids: [to.user.id] },
+      })
+      expect(open.status).toBe(403)
+      expect(open.body.code).toBe("conversation.blocked")
+    }
+    // A group of the blocked user with the blocker is refused too; without them it is fine.
+    const withBlocker = await server.api("POST", "/api/conversations", {
+      token: a!.accessToken,
+      body: { type: "GROUP", participant_ids: [b!.user.id, c!.user.id] },
+    })
+    expect(withBlocker.status).toBe(403)
+    const without = await server.api("POST", "/api/conversations", {
+      token: a!.accessToken,
+      body: { type: "GROUP", participant_ids: [c!.user.id] },
+    })
+    expect(without.status).toBe(200)
+    // Nothing was stored while blocked, and unblocking restores messaging.
+    const page = await server.api("GET", `/api/conversations/${chat}/messages`, { token: b!.accessToken })
+    expect(page.body.messages.map((m: any) => m.content)).toEqual(["hi"])
+    await unblock(b!, a!)
+    expect(
+      (
+        await server.api("POST", "/api/messages", {
+          token: a!.accessToken,
+          body: { conversation_id: chat, content: "back" },
+        })
+      ).status,
+    ).toBe(200)
+  })
+})

@@ -20,7 +20,7 @@ export async function requireMembership(
   options: { hide?: boolean } = {},
 ): Promise<MembershipView> {
   const db = deps.database.db
-  const membership = await findMembership(db, conversationId, userId)
+  const membership = await findMembership(deps.database, conversationId, userId)
   if (membership) return membership
   if (options.hide || !(await conversationExists(db, conversationId))) throw conversationErrors.notFound()
   throw conversationErrors.notMember()

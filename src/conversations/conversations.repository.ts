@@ -1,4 +1,6 @@
 import { type Kysely, sql } from "kysely"
+import type { DatabaseHandle } from "../db/database.ts"
+import { listParam, readQuery } from "../db/read-query.ts"
 import type { Database } from "../db/schema.ts"
 import type { ConversationType, MemberRole } from "./conversations.tables.ts"
 
@@ -10,6 +12,8 @@ export type MembershipView = {
   avatar_url: string | null
   description: string | null
   created_by: string | null
+  /** DIRECT: the two member ids, sorted, space-separated. */
+  direct_key: string | null
   last_seq: number
   last_message_id: string | null
   last_message_at: number | null
@@ -27,46 +31,22 @@ export type MembershipView = {
   hidden: number | boolean
 }
 
-const membershipColumns = [
-  "c.id",
-  "c.type",
-  "c.name",
-  "c.avatar_url",
-  "c.description",
-  "c.created_by",
-  "c.last_seq",
-  "c.last_message_id",
-  "c.last_message_at",
-  "c.created_at",
-  "c.updated_at",
-  "cm.role",
-  "cm.joined_at",
-  "cm.last_read_seq",
-  "cm.last_delivered_seq",
-  "cm.cleared_seq",
-  "cm.muted_until",
-  "cm.archived",
-  "cm.favourite",
-  "cm.pinned_at",
-  "cm.hidden",
-] as const
+const membershipSelect = `select c.id, c.type, c.name, c.avatar_url, c.description, c.created_by, c.direct_key, c.last_seq,
+  c.last_message_id, c.last_message_at, c.created_at, c.updated_at, cm.role, cm.joined_at, cm.last_read_seq,
+  cm.last_delivered_seq, cm.cleared_seq, cm.muted_until, cm.archived, cm.favourite, cm.pinned_at, cm.hidden
+  from conversation_members cm join conversations c on c.id = cm.conversation_id`
 
-const memberships = (db: Kysely<Database>) =>
-  db
-    .selectFrom("conversation_members as cm")
-    .innerJoin("conversations as c", "c.id", "cm.conversation_id")
-    .select(membershipColumns)
+const membershipQuery = readQuery<MembershipView>(
+  `${membershipSelect} where cm.conversation_id = ? and cm.user_id = ?`,
+)
 
 /** The conversation as this user sees it, or undefined when they are not a member (or it does not exist). */
 export async function findMembership(
-  db: Kysely<Database>,
+  h: DatabaseHandle,
   conversationId: string,
   userId: string,
 ): Promise<MembershipView | undefined> {
-  return (await memberships(db)
-    .where("cm.conversation_id", "=", conversationId)
-    .where("cm.user_id", "=", userId)
-    .executeTakeFirst()) as MembershipView | undefined
+  return (await membershipQuery(h, [conversationId, userId]))[0]
 }
 
 /** Whether a conversation exists (to tell 403 from 404). */
@@ -82,41 +62,33 @@ export async function conversationExists(db: Kysely<Database>, conversationId: s
 /** Filters of the conversation list. */
 export type ListFilter = { userId: string; archived: boolean; limit: number; offset: number }
 
+// A DIRECT chat the user deleted stays out until a newer message (hidden and nothing after cleared_seq).
+const listed = `where cm.user_id = ? and cm.archived = ? and (cm.hidden = false or c.last_seq > cm.cleared_seq)`
+const listQuery = readQuery<MembershipView>(
+  `${membershipSelect} ${listed}
+   order by case when cm.pinned_at is null then 1 else 0 end, cm.pinned_at desc,
+     case when c.last_message_at is null then 1 else 0 end, c.last_message_at desc, c.created_at desc, c.id desc
+   limit ? offset ?`,
+)
+const countQuery = readQuery<{ n: number }>(
+  `select count(*) as n from conversation_members cm join conversations c on c.id = cm.conversation_id ${listed}`,
+)
+
 /**
  * One page of the user's conversations: pinned first, then newest activity first, never-messaged last
- * (portable NULLS LAST), ties by creation. A DIRECT chat the user deleted stays out until a newer message.
+ * (portable NULLS LAST), ties by creation.
  */
-export async function listMemberships(db: Kysely<Database>, f: ListFilter): Promise<MembershipView[]> {
-  return (await memberships(db)
-    .where("cm.user_id", "=", f.userId)
-    .where("cm.archived", "=", f.archived)
-    .where((eb) => eb.or([eb("cm.hidden", "=", false), eb("c.last_seq", ">", eb.ref("cm.cleared_seq"))]))
-    .orderBy(sql`case when cm.pinned_at is null then 1 else 0 end`)
-    .orderBy("cm.pinned_at", "desc")
-    .orderBy(sql`case when c.last_message_at is null then 1 else 0 end`)
-    .orderBy("c.last_message_at", "desc")
-    .orderBy("c.created_at", "desc")
-    .orderBy("c.id", "desc")
-    .limit(f.limit)
-    .offset(f.offset)
-    .execute()) as MembershipView[]
+export async function listMemberships(h: DatabaseHandle, f: ListFilter): Promise<MembershipView[]> {
+  return listQuery(h, [f.userId, f.archived, f.limit, f.offset])
 }
 
 /** How many conversations the list has in total (same filter, no page). */
 export async function countMemberships(
-  db: Kysely<Database>,
+  h: DatabaseHandle,
   userId: string,
   archived: boolean,
 ): Promise<number> {
-  const row = await db
-    .selectFrom("conversation_members as cm")
-    .innerJoin("conversations as c", "c.id", "cm.conversation_id")
-    .select((eb) => eb.fn.countAll().as("n"))
-    .where("cm.user_id", "=", userId)
-    .where("cm.archived", "=", archived)
-    .where((eb) => eb.or([eb("cm.hidden", "=", false), eb("c.last_seq", ">", eb.ref("cm.cleared_seq"))]))
-    .executeTakeFirst()
-  return Number(row?.n ?? 0)
+  return Number((await countQuery(h, [userId, archived]))[0]?.n ?? 0)
 }
 
 /** A member as the API lists them. */
@@ -130,28 +102,20 @@ export type ParticipantRow = {
   last_seen: number | null
 }
 
+const participantsSelect = `select cm.conversation_id, cm.user_id, cm.role, u.display_name, u.phone_number, u.avatar_url,
+  u.last_seen from conversation_members cm join users u on u.id = cm.user_id`
+const participantsQuery = readQuery<ParticipantRow>(
+  `${participantsSelect} where cm.conversation_id in (select value from json_each(?)) order by cm.joined_at, cm.user_id`,
+  `${participantsSelect} where cm.conversation_id = any($1::text[]) order by cm.joined_at, cm.user_id`,
+)
+
 /** Members of these conversations with their public profile, in join order. */
 export async function participantsOf(
-  db: Kysely<Database>,
+  h: DatabaseHandle,
   conversationIds: string[],
 ): Promise<ParticipantRow[]> {
   if (conversationIds.length === 0) return []
-  return (await db
-    .selectFrom("conversation_members as cm")
-    .innerJoin("users as u", "u.id", "cm.user_id")
-    .select([
-      "cm.conversation_id",
-      "cm.user_id",
-      "cm.role",
-      "u.display_name",
-      "u.phone_number",
-      "u.avatar_url",
-      "u.last_seen",
-    ])
-    .where("cm.conversation_id", "in", conversationIds)
-    .orderBy("cm.joined_at")
-    .orderBy("cm.user_id")
-    .execute()) as ParticipantRow[]
+  return participantsQuery(h, [listParam(h, conversationIds)])
 }
 
 /** Ids of the members of a conversation. */
@@ -245,4 +209,19 @@ export async function advanceDelivered(
     .where("user_id", "=", userId)
     .where("last_delivered_seq", "<", seq)
     .execute()
+}
+
+const blocksQuery = readQuery<{ blocker_id: string }>(
+  "select blocker_id from user_blocks where (blocker_id = ? and blocked_id = ?) or (blocker_id = ? and blocked_id = ?)",
+)
+
+/** Whether `userId` blocked `otherId` ("blocked_them"), the reverse ("blocked_me"; checked first), or neither. */
+export async function blockBetween(
+  h: DatabaseHandle,
+  userId: string,
+  otherId: string,
+): Promise<"blocked_them" | "blocked_me" | null> {
+  const rows = await blocksQuery(h, [userId, otherId, otherId, userId])
+  if (rows.some((r) => r.blocker_id === userId)) return "blocked_them"
+  return rows.length ? "blocked_me" : null
 }

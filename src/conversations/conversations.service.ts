@@ -1,6 +1,6 @@
 import { iso } from "../clock.ts"
 import type { Deps } from "../deps.ts"
-import { badRequest, notFound } from "../errors.ts"
+import { badRequest, forbidden, notFound } from "../errors.ts"
 import {
   findMessageViews,
   hiddenAmong,
@@ -11,6 +11,7 @@ import { encodeCursor } from "../sync/sync.cursor.ts"
 import { appendChanges } from "../sync/sync.repository.ts"
 import { requireMembership } from "./conversations.access.ts"
 import {
+  blockBetween,
   countMemberships,
   existingUserIds,
   findMembership,
@@ -76,6 +77,7 @@ export function conversationJson(
   c: MembershipView,
   userId: string,
   participants: ParticipantRow[],
+  participantCount: number,
   last: MessageView | undefined,
   now: number,
 ) {
@@ -121,8 +123,8 @@ export function conversationJson(
     last_message_at: lastMessageAt,
     unreadCount: unread,
     unread_count: unread,
-    participantCount: participants.length,
-    participant_count: participants.length,
+    participantCount,
+    participant_count: participantCount,
     lastSeq: Number(c.last_seq),
     last_seq: Number(c.last_seq),
     lastReadSeq: Number(c.last_read_seq),
@@ -141,24 +143,27 @@ export function conversationJson(
 /** The conversation JSON type. */
 export type ConversationJson = ReturnType<typeof conversationJson>
 
+/** Lists carry at most this many participants per conversation (`participant_count` is exact; GET /conversations/:id has them all). */
+export const listParticipantCap = 10
+
 /**
- * Renders memberships for their member: participants in one query, last messages from the denormalized
- * `last_message_id` in one query; only when that one is hidden or cleared for the caller is the newest
- * visible one looked up for that conversation.
+ * Renders memberships for their member: participants in one query (the first `participantCap` of each when
+ * given), last messages from the denormalized `last_message_id` in one query; only when that one is hidden
+ * or cleared for the caller is the newest visible one looked up for that conversation.
  */
 export async function renderConversations(
   deps: Deps,
   userId: string,
   rows: MembershipView[],
+  participantCap?: number,
 ): Promise<ConversationJson[]> {
   if (rows.length === 0) return []
-  const db = deps.database.db
   const ids = rows.map((r) => r.id)
   const lastIds = rows.map((r) => r.last_message_id).filter((id): id is string => !!id)
   const [participants, lasts, hidden] = await Promise.all([
-    participantsOf(db, ids),
-    findMessageViews(db, lastIds),
-    hiddenAmong(db, userId, lastIds),
+    participantsOf(deps.database, ids),
+    findMessageViews(deps.database, lastIds),
+    hiddenAmong(deps.database, userId, lastIds),
   ])
   const byConversation = new Map<string, ParticipantRow[]>()
   for (const p of participants) {
@@ -177,10 +182,12 @@ export async function renderConversations(
       ) {
         last =
           Number(c.last_seq) > Number(c.cleared_seq)
-            ? await newestVisibleMessage(db, c.id, userId, Number(c.cleared_seq))
+            ? await newestVisibleMessage(deps.database, c.id, userId, Number(c.cleared_seq))
             : undefined
       }
-      return conversationJson(c, userId, byConversation.get(c.id) ?? [], last, now)
+      const members = byConversation.get(c.id) ?? []
+      const shown = participantCap ? members.slice(0, participantCap) : members
+      return conversationJson(c, userId, shown, members.length, last, now)
     }),
   )
 }
@@ -193,12 +200,16 @@ export async function listConversations(
 ) {
   const limit = Math.min(Math.max(Math.trunc(params.limit ?? 50), 1), 500)
   const offset = Math.max(Math.trunc(params.offset ?? 0), 0)
-  const db = deps.database.db
   const [rows, total] = await Promise.all([
-    listMemberships(db, { userId, archived: params.archived, limit, offset }),
-    countMemberships(db, userId, params.archived),
+    listMemberships(deps.database, { userId, archived: params.archived, limit, offset }),
+    countMemberships(deps.database, userId, params.archived),
   ])
-  return { conversations: await renderConversations(deps, userId, rows), total, limit, offset }
+  return {
+    conversations: await renderConversations(deps, userId, rows, listParticipantCap),
+    total,
+    limit,
+    offset,
+  }
 }
 
 /** `GET /conversations/:id`: one conversation for a member (403 for others, 404 when unknown). */
@@ -345,15 +356,31 @@ export async function createConversation(deps: Deps, userId: string, input: Crea
 }
 
 /**
- * Hook for who may start a conversation with whom (blocks). Blocks arrive with the accounts feature; until
- * then anyone may.
+ * Blocks (CONTRACT A3): no direct chat, and no group that puts the caller together with someone, when either
+ * blocked the other. The existing direct chat is refused too.
  */
 async function assertCanStartConversation(
-  _deps: Deps,
-  _userId: string,
-  _type: ConversationType,
-  _others: string[],
-) {}
+  deps: Deps,
+  userId: string,
+  type: ConversationType,
+  others: string[],
+) {
+  for (const other of others) {
+    const block = await blockBetween(deps.database, userId, other)
+    if (block === "blocked_them")
+      throw forbidden(
+        "conversation.blocked",
+        type === "DIRECT"
+          ? "You have blocked this user. Unblock them to send messages."
+          : "You have blocked one of these users. Unblock them to add them.",
+      )
+    if (block === "blocked_me")
+      throw forbidden(
+        "conversation.blocked",
+        type === "DIRECT" ? "You cannot send messages to this user." : "You cannot add one of these users.",
+      )
+  }
+}
 
 /** Announces membership changes: first `membership.changed` (the hub updates who gets what), then the feed event. */
 function announceMembers(
@@ -448,7 +475,7 @@ async function changeMemberState(
       now,
     )
   })
-  const updated = (await findMembership(db, membership.id, userId))!
+  const updated = (await findMembership(deps.database, membership.id, userId))!
   const state = memberStateJson(updated, now)
   deps.events.emit({
     type: "users",

@@ -9,6 +9,12 @@ import type { UserBlocksTable, UserSettingsTable } from "../settings/settings.ta
 import type { ConversationMembersTable, ConversationsTable } from "../conversations/conversations.tables.ts"
 import type { MessageHidesTable, MessagesTable, MessageStarsTable } from "../messages/messages.tables.ts"
 import type { ChangesTable } from "../sync/sync.tables.ts"
+import type {
+  GroupEventAttendeesTable,
+  GroupEventsTable,
+  GroupJoinRequestsTable,
+  GroupSettingsTable,
+} from "../groups/groups.tables.ts"
 
 /** A boolean column: native on Postgres, 0/1 on SQLite. Read it with `!!`. */
 export type Flag = ColumnType<number | boolean, boolean | undefined, boolean>
@@ -31,6 +37,10 @@ export interface Database {
   message_hides: MessageHidesTable
   message_stars: MessageStarsTable
   changes: ChangesTable
+  group_settings: GroupSettingsTable
+  group_events: GroupEventsTable
+  group_event_attendees: GroupEventAttendeesTable
+  group_join_requests: GroupJoinRequestsTable
 }
 
 export type { Generated }

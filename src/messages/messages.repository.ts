@@ -1,4 +1,6 @@
 import type { Kysely } from "kysely"
+import type { DatabaseHandle } from "../db/database.ts"
+import { listParam, readQuery } from "../db/read-query.ts"
 import type { Database } from "../db/schema.ts"
 import type { MessageType } from "./messages.tables.ts"
 
@@ -26,61 +28,33 @@ export type MessageView = {
   sender_avatar: string | null
 }
 
-const messageColumns = [
-  "m.id",
-  "m.conversation_id",
-  "m.seq",
-  "m.sender_id",
-  "m.client_message_id",
-  "m.content",
-  "m.message_type",
-  "m.media_url",
-  "m.thumbnail_url",
-  "m.audio_duration",
-  "m.reply_to_id",
-  "m.is_encrypted",
-  "m.is_forwarded",
-  "m.edited_at",
-  "m.deleted_at",
-  "m.created_at",
-  "m.updated_at",
-] as const
+const viewSelect = `select m.id, m.conversation_id, m.seq, m.sender_id, m.client_message_id, m.content, m.message_type,
+  m.media_url, m.thumbnail_url, m.audio_duration, m.reply_to_id, m.is_encrypted, m.is_forwarded, m.edited_at,
+  m.deleted_at, m.created_at, m.updated_at, u.display_name as sender_name, u.phone_number as sender_phone,
+  u.avatar_url as sender_avatar from messages m left join users u on u.id = m.sender_id`
 
-/** Messages joined with their sender's name and avatar. */
-export const messageViews = (db: Kysely<Database>) =>
-  db
-    .selectFrom("messages as m")
-    .leftJoin("users as u", "u.id", "m.sender_id")
-    .select(messageColumns)
-    .select([
-      "u.display_name as sender_name",
-      "u.phone_number as sender_phone",
-      "u.avatar_url as sender_avatar",
-    ])
+const viewsByIds = readQuery<MessageView>(
+  `${viewSelect} where m.id in (select value from json_each(?))`,
+  `${viewSelect} where m.id = any($1::text[])`,
+)
 
 /** The messages with these ids (any order; unknown ids are left out). */
-export async function findMessageViews(db: Kysely<Database>, ids: string[]): Promise<MessageView[]> {
+export async function findMessageViews(h: DatabaseHandle, ids: string[]): Promise<MessageView[]> {
   if (ids.length === 0) return []
-  const out: MessageView[] = []
-  for (let i = 0; i < ids.length; i += 500)
-    out.push(
-      ...((await messageViews(db)
-        .where("m.id", "in", ids.slice(i, i + 500))
-        .execute()) as MessageView[]),
-    )
-  return out
+  return viewsByIds(h, [listParam(h, ids)])
 }
+
+const viewByClientId = readQuery<MessageView>(
+  `${viewSelect} where m.sender_id = ? and m.client_message_id = ?`,
+)
 
 /** The message a user sent with this client id, if any (idempotent sends). */
 export async function findByClientId(
-  db: Kysely<Database>,
+  h: DatabaseHandle,
   senderId: string,
   clientMessageId: string,
 ): Promise<MessageView | undefined> {
-  return (await messageViews(db)
-    .where("m.sender_id", "=", senderId)
-    .where("m.client_message_id", "=", clientMessageId)
-    .executeTakeFirst()) as MessageView | undefined
+  return (await viewByClientId(h, [senderId, clientMessageId]))[0]
 }
 
 /** A history page: keyset on (conversation_id, seq) only, never OFFSET. */
@@ -94,67 +68,52 @@ export type HistoryQuery = {
   limit: number
 }
 
-/**
- * Visible messages of a page (not deleted, not hidden by the user, after their clear point), ascending.
- * With `afterSeq` the page is the oldest `limit` after it; otherwise the newest `limit` before `beforeSeq`.
- * Returns one extra row when there is more (the caller trims it).
- */
-export async function listHistory(db: Kysely<Database>, q: HistoryQuery): Promise<MessageView[]> {
-  let query = messageViews(db)
-    .where("m.conversation_id", "=", q.conversationId)
-    .where("m.seq", ">", Math.max(q.clearedSeq, q.afterSeq ?? 0))
-    .where("m.deleted_at", "is", null)
-    .where((eb) =>
-      eb.not(
-        eb.exists(
-          eb
-            .selectFrom("message_hides as h")
-            .select("h.message_id")
-            .where("h.user_id", "=", q.userId)
-            .whereRef("h.message_id", "=", "m.id"),
-        ),
-      ),
-    )
-  if (q.beforeSeq !== undefined) query = query.where("m.seq", "<", q.beforeSeq)
-  if (q.afterSeq !== undefined) {
-    return (await query
-      .orderBy("m.seq", "asc")
-      .limit(q.limit + 1)
-      .execute()) as MessageView[]
-  }
-  const rows = (await query
-    .orderBy("m.seq", "desc")
-    .limit(q.limit + 1)
-    .execute()) as MessageView[]
-  return rows
+const visible = `${viewSelect} where m.conversation_id = ? and m.seq > ? and m.deleted_at is null
+  and not exists (select 1 from message_hides h where h.user_id = ? and h.message_id = m.id)`
+const historyQueries = {
+  newest: readQuery<MessageView>(`${visible} order by m.seq desc limit ?`),
+  before: readQuery<MessageView>(`${visible} and m.seq < ? order by m.seq desc limit ?`),
+  after: readQuery<MessageView>(`${visible} order by m.seq asc limit ?`),
+  between: readQuery<MessageView>(`${visible} and m.seq < ? order by m.seq asc limit ?`),
 }
 
+/**
+ * Visible messages of a page (not deleted, not hidden by the user, after their clear point), one index range
+ * on (conversation_id, seq). With `afterSeq` the page is the oldest `limit` after it, ascending; otherwise
+ * the newest `limit` before `beforeSeq`, descending. Returns one extra row when there is more.
+ */
+export async function listHistory(h: DatabaseHandle, q: HistoryQuery): Promise<MessageView[]> {
+  const floor = Math.max(q.clearedSeq, q.afterSeq ?? 0)
+  const base = [q.conversationId, floor, q.userId]
+  const n = q.limit + 1
+  if (q.afterSeq !== undefined)
+    return q.beforeSeq !== undefined
+      ? historyQueries.between(h, [...base, q.beforeSeq, n])
+      : historyQueries.after(h, [...base, n])
+  return q.beforeSeq !== undefined
+    ? historyQueries.before(h, [...base, q.beforeSeq, n])
+    : historyQueries.newest(h, [...base, n])
+}
+
+const starredQuery = readQuery<{ message_id: string }>(
+  "select message_id from message_stars where user_id = ? and message_id in (select value from json_each(?))",
+  "select message_id from message_stars where user_id = $1 and message_id = any($2::text[])",
+)
+const hiddenQuery = readQuery<{ message_id: string }>(
+  "select message_id from message_hides where user_id = ? and message_id in (select value from json_each(?))",
+  "select message_id from message_hides where user_id = $1 and message_id = any($2::text[])",
+)
+
 /** Which of these messages the user starred. */
-export async function starredAmong(
-  db: Kysely<Database>,
-  userId: string,
-  ids: string[],
-): Promise<Set<string>> {
+export async function starredAmong(h: DatabaseHandle, userId: string, ids: string[]): Promise<Set<string>> {
   if (ids.length === 0) return new Set()
-  const rows = await db
-    .selectFrom("message_stars")
-    .select("message_id")
-    .where("user_id", "=", userId)
-    .where("message_id", "in", ids)
-    .execute()
-  return new Set(rows.map((r) => r.message_id))
+  return new Set((await starredQuery(h, [userId, listParam(h, ids)])).map((r) => r.message_id))
 }
 
 /** Which of these messages the user hid for themselves. */
-export async function hiddenAmong(db: Kysely<Database>, userId: string, ids: string[]): Promise<Set<string>> {
+export async function hiddenAmong(h: DatabaseHandle, userId: string, ids: string[]): Promise<Set<string>> {
   if (ids.length === 0) return new Set()
-  const rows = await db
-    .selectFrom("message_hides")
-    .select("message_id")
-    .where("user_id", "=", userId)
-    .where("message_id", "in", ids)
-    .execute()
-  return new Set(rows.map((r) => r.message_id))
+  return new Set((await hiddenQuery(h, [userId, listParam(h, ids)])).map((r) => r.message_id))
 }
 
 /** Read and delivered watermarks of every member of these conversations. */
@@ -165,14 +124,20 @@ export type Watermark = {
   last_delivered_seq: number
 }
 
-/** Watermarks of the members of these conversations (for message status). */
-export async function watermarksOf(db: Kysely<Database>, conversationIds: string[]): Promise<Watermark[]> {
+// A member who turned read receipts off (privacy) is seen as having received, never read (CONTRACT A4).
+const watermarkSelect = `select cm.conversation_id, cm.user_id,
+  case when s.show_read_receipts = false then 0 else cm.last_read_seq end as last_read_seq,
+  case when cm.last_delivered_seq > cm.last_read_seq then cm.last_delivered_seq else cm.last_read_seq end as last_delivered_seq
+  from conversation_members cm left join user_settings s on s.user_id = cm.user_id`
+const watermarksQuery = readQuery<Watermark>(
+  `${watermarkSelect} where cm.conversation_id in (select value from json_each(?))`,
+  `${watermarkSelect} where cm.conversation_id = any($1::text[])`,
+)
+
+/** Watermarks of the members of these conversations, as others may see them (for message status). */
+export async function watermarksOf(h: DatabaseHandle, conversationIds: string[]): Promise<Watermark[]> {
   if (conversationIds.length === 0) return []
-  return (await db
-    .selectFrom("conversation_members")
-    .select(["conversation_id", "user_id", "last_read_seq", "last_delivered_seq"])
-    .where("conversation_id", "in", conversationIds)
-    .execute()) as Watermark[]
+  return watermarksQuery(h, [listParam(h, conversationIds)])
 }
 
 /** The newest message of a conversation that is not deleted for everyone (after a delete of the last one). */
@@ -192,11 +157,11 @@ export async function newestLiveMessage(
 
 /** The newest message a given user can see in a conversation (list fallback when the last one is hidden). */
 export async function newestVisibleMessage(
-  db: Kysely<Database>,
+  h: DatabaseHandle,
   conversationId: string,
   userId: string,
   clearedSeq: number,
 ): Promise<MessageView | undefined> {
-  const rows = await listHistory(db, { conversationId, userId, clearedSeq, limit: 1 })
+  const rows = await listHistory(h, { conversationId, userId, clearedSeq, limit: 1 })
   return rows[0]
 }

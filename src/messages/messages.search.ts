@@ -14,6 +14,13 @@ const conversationsInQuery = 1000
 /** The conversation as an FTS5 token: "c" + the uuid's hex digits (one unicode61 token). */
 const conversationToken = (id: string) => "c" + id.replace(/-/g, "").toLowerCase()
 
+/**
+ * Search-as-you-type: the last word matches as a prefix (from 2 characters), the others as whole words.
+ * Prefix terms are the expensive ones in both engines (every matching term's postings are merged), so only
+ * the word being typed is one.
+ */
+const isPrefix = (words: string[], i: number) => i === words.length - 1 && words[i]!.length >= 2
+
 type SearchKey = { rid?: number; t?: number; i?: string }
 
 const encodeKey = (k: SearchKey) => Buffer.from(JSON.stringify(k)).toString("base64url")
@@ -35,7 +42,7 @@ function decodeKey(cursor: string | undefined): SearchKey | null {
  * Full-text search over the caller's conversations (or one of them), newest match first, paginated by an
  * opaque cursor. The conversations are part of the index query (FTS5 `conv` column; Postgres GIN on
  * (conversation_id, tsv)), never a join after the fact. Deleted messages are not indexed; messages hidden by
- * the caller or before their clear point are filtered out. Words match as prefixes, all words must match.
+ * the caller or before their clear point are filtered out. All words must match; the last one as a prefix.
  */
 export async function searchMessages(deps: Deps, userId: string, params: SearchParams) {
   const db = deps.database.db
@@ -74,7 +81,7 @@ export async function searchMessages(deps: Deps, userId: string, params: SearchP
     if (deps.database.dialect === "sqlite") {
       const match =
         (inQuery ? `conv : (${scope.map((s) => conversationToken(s.id)).join(" OR ")}) AND ` : "") +
-        `body : (${words.map((w) => `"${w}"*`).join(" AND ")})`
+        `body : (${words.map((w, i) => (isPrefix(words, i) ? `"${w}"*` : `"${w}"`)).join(" AND ")})`
       const rows = await sql<{
         rid: number
       }>`select rowid as rid from messages_fts where messages_fts match ${match}
@@ -93,7 +100,7 @@ export async function searchMessages(deps: Deps, userId: string, params: SearchP
       ids = rids.filter((rid) => byRid.has(rid)).map((rid) => ({ id: byRid.get(rid)!, key: { rid } }))
       exhausted = rows.rows.length < want
     } else {
-      const tsquery = words.map((w) => `${w}:*`).join(" & ")
+      const tsquery = words.map((w, i) => (isPrefix(words, i) ? `${w}:*` : w)).join(" & ")
       const before = key?.t !== undefined ? sql`and (created_at, id) < (${key.t}, ${key.i})` : sql``
       const convFilter = inQuery ? sql`and conversation_id in (${sql.join(scope.map((s) => s.id))})` : sql``
       const rows = await sql<{ id: string; created_at: number }>`select id, created_at from messages
@@ -105,11 +112,11 @@ export async function searchMessages(deps: Deps, userId: string, params: SearchP
     if (ids.length === 0) break
     key = ids.at(-1)!.key
     const views = await findMessageViews(
-      db,
+      deps.database,
       ids.map((r) => r.id),
     )
     const hidden = await hiddenAmong(
-      db,
+      deps.database,
       userId,
       views.map((v) => v.id),
     )
@@ -125,7 +132,7 @@ export async function searchMessages(deps: Deps, userId: string, params: SearchP
   }
   const hasMore = found.length > limit
   const page = found.slice(0, limit)
-  const messages = await serializeFor(db, page, userId)
+  const messages = await serializeFor(deps.database, page, userId)
   const last = page.at(-1) as (MessageView & { searchKey?: SearchKey }) | undefined
   return {
     messages,

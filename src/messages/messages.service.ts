@@ -1,16 +1,18 @@
-import type { Kysely } from "kysely"
-import { conversationErrors, requireMembership } from "../conversations/conversations.access.ts"
+import { requireMembership } from "../conversations/conversations.access.ts"
+import { assertCanPostInGroup } from "../groups/groups.service.ts"
 import {
   advanceDelivered,
   advanceRead,
+  blockBetween,
   type MembershipView,
 } from "../conversations/conversations.repository.ts"
 import { type BatchOutcome, createWriteBatcher, type WriteBatcher } from "../db/write-batcher.ts"
-import type { Database } from "../db/schema.ts"
+import type { DatabaseHandle } from "../db/database.ts"
 import type { Deps } from "../deps.ts"
 import { AppError, badRequest, forbidden, notFound } from "../errors.ts"
 import { encodeCursor } from "../sync/sync.cursor.ts"
 import { appendChanges } from "../sync/sync.repository.ts"
+import { type SenderProfile, type StoreItem, storeSends } from "./send.store.ts"
 import {
   findByClientId,
   findMessageViews,
@@ -65,22 +67,10 @@ export type SendResult = { message: MessageJson; created: boolean; cursor: strin
 export type SendOptions = { forwarded?: boolean; exceptSocketId?: string }
 
 /** One validated send waiting for its batch. */
-type SendItem = {
-  id: string
-  conversationId: string
-  senderId: string
-  clientMessageId: string | null
-  content: string
-  type: MessageType
-  mediaUrl: string | null
-  thumbnailUrl: string | null
-  audioDuration: number | null
-  replyToId: string | null
-  reply: ReplyPreview | null
-  isEncrypted: boolean
-  isForwarded: boolean
-  exceptSocketId?: string
-}
+type SendItem = StoreItem & { reply: ReplyPreview | null; exceptSocketId?: string }
+
+/** Longest message text accepted (REST and socket). */
+export const maxContentLength = 65536
 
 const str = (v: unknown): string | null => (typeof v === "string" ? v : null)
 
@@ -113,32 +103,36 @@ export async function sendMessage(
   input: SendMessageInput,
   options: SendOptions = {},
 ): Promise<SendResult> {
-  const db = deps.database.db
   const conversationId = str(input.conversation_id) ?? str(input.conversationId)
   if (!conversationId) throw badRequest("message.conversation_required", "conversation_id is required")
   const clientMessageId = str(input.client_message_id) ?? str(input.clientMessageId)
   if (clientMessageId !== null && (clientMessageId.length === 0 || clientMessageId.length > 200))
     throw badRequest("message.invalid_client_id", "client_message_id must be 1 to 200 characters")
+  const content = str(input.content) ?? ""
+  // REST validates this in its schema; the socket path arrives here unchecked.
+  if (content.length > maxContentLength)
+    throw badRequest("message.too_long", `content is longer than ${maxContentLength} characters`)
   const membership = await requireMembership(deps, conversationId, userId)
   if (clientMessageId) {
-    const existing = await findByClientId(db, userId, clientMessageId)
-    if (existing) return { message: await serializeOne(db, existing, userId), created: false, cursor: null }
+    const existing = await findByClientId(deps.database, userId, clientMessageId)
+    if (existing)
+      return { message: await serializeOne(deps.database, existing, userId), created: false, cursor: null }
   }
   await assertCanPost(deps, membership, userId)
+  await assertCanPostInGroup(deps, membership) // groups: only_admins_can_post (src/groups)
   const replyToId = str(input.reply_to_id) ?? str(input.replyToId)
   let reply: ReplyPreview | null = null
   if (replyToId) {
     // Client temp ids and ids from other conversations are dropped, never an error (CONTRACT A1).
-    const [target] = await findMessageViews(db, [replyToId])
+    const [target] = await findMessageViews(deps.database, [replyToId])
     if (target && target.conversation_id === conversationId) reply = replyPreview(target)
   }
   const audio = input.audio_duration ?? input.audioDuration
   const item: SendItem = {
-    id: "",
     conversationId,
     senderId: userId,
     clientMessageId,
-    content: str(input.content) ?? "",
+    content,
     type: normalizeMessageType(input.message_type ?? input.messageType ?? input.type),
     mediaUrl: str(input.media_url) ?? str(input.mediaUrl),
     thumbnailUrl: str(input.thumbnail_url) ?? str(input.thumbnailUrl),
@@ -154,232 +148,121 @@ export async function sendMessage(
   } catch (error) {
     // Another process (or a retry racing this one) stored the same client id first: return that message.
     if (clientMessageId && !(error instanceof AppError)) {
-      const existing = await findByClientId(db, userId, clientMessageId)
-      if (existing) return { message: await serializeOne(db, existing, userId), created: false, cursor: null }
+      const existing = await findByClientId(deps.database, userId, clientMessageId)
+      if (existing)
+        return { message: await serializeOne(deps.database, existing, userId), created: false, cursor: null }
     }
     throw error
   }
 }
 
 /**
- * Hook for rules about who may post (blocks in DIRECT chats, group posting settings). Blocks arrive with the
- * accounts feature; until then every member may post.
+ * Who may post: in a DIRECT chat, nobody once either side blocked the other (CONTRACT §2.4 messages, A3).
+ * (Group posting settings belong to the groups feature.)
  */
-async function assertCanPost(_deps: Deps, _membership: MembershipView, _userId: string): Promise<void> {}
+async function assertCanPost(deps: Deps, membership: MembershipView, userId: string): Promise<void> {
+  if (membership.type !== "DIRECT" || !membership.direct_key) return
+  const other = membership.direct_key.split(" ").find((id) => id !== userId)
+  if (!other) return
+  const block = await blockBetween(deps.database, userId, other)
+  if (block === "blocked_them")
+    throw forbidden("message.blocked", "You have blocked this user. Unblock them to send messages.")
+  if (block === "blocked_me") throw forbidden("message.blocked", "You cannot send messages to this user.")
+}
 
-/**
- * Commits a batch of sends in one transaction: re-checks membership, resolves duplicate client ids, assigns
- * each conversation's seqs with one UPDATE … RETURNING, inserts the messages, advances the senders' own
- * watermarks (their messages are not unread to them), appends the feed rows last; then announces.
- */
+/** Commits a batch of sends (see `storeSends`), then answers each and announces `message:received`. */
 async function commitSends(deps: Deps, items: SendItem[]): Promise<BatchOutcome<SendResult>[]> {
-  const { db } = deps.database
   const now = deps.clock.now()
-  const outcomes: (BatchOutcome<SendResult> | undefined)[] = new Array(items.length)
-  type Stored = { index: number; item: SendItem; seq: number; pos: number }
-  const stored: Stored[] = []
-  const duplicates = new Map<number, string>() // item index → key of the item or row that owns its client id
-  const senders = new Map<
-    string,
-    { display_name: string | null; phone_number: string; avatar_url: string | null }
-  >()
-
-  await db.transaction().execute(async (trx) => {
-    const senderIds = [...new Set(items.map((i) => i.senderId))]
-    const conversationIds = [...new Set(items.map((i) => i.conversationId))]
-    const members = await trx
-      .selectFrom("conversation_members")
-      .select(["conversation_id", "user_id"])
-      .where("user_id", "in", senderIds)
-      .where("conversation_id", "in", conversationIds)
-      .execute()
-    const isMember = new Set(members.map((m) => `${m.conversation_id} ${m.user_id}`))
-
-    // Idempotency inside the batch and against stored rows.
-    const withClientId = items.filter((i) => i.clientMessageId)
-    const existing = new Set<string>()
-    if (withClientId.length) {
-      const rows = await trx
-        .selectFrom("messages")
-        .select(["sender_id", "client_message_id"])
-        .where("sender_id", "in", [...new Set(withClientId.map((i) => i.senderId))])
-        .where("client_message_id", "in", [...new Set(withClientId.map((i) => i.clientMessageId!))])
-        .execute()
-      for (const r of rows) existing.add(`${r.sender_id} ${r.client_message_id}`)
+  const { outcomes: stored, senders } = await storeSends(deps, items, now)
+  const results: BatchOutcome<SendResult>[] = new Array(items.length)
+  // Committed. From here nothing may throw out of this function: the batcher would take it for a failed
+  // transaction and store the sends again.
+  stored.forEach((outcome, index) => {
+    if (outcome.kind === "error") results[index] = { ok: false, error: outcome.error }
+    if (outcome.kind !== "stored") return
+    try {
+      results[index] = announceSent(deps, items[index]!, outcome, senders, now)
+    } catch (error) {
+      results[index] = { ok: false, error }
     }
-    const firstByKey = new Map<string, number>()
-    const fresh: number[] = []
-    items.forEach((item, index) => {
-      if (!isMember.has(`${item.conversationId} ${item.senderId}`)) {
-        outcomes[index] = { ok: false, error: conversationErrors.notMember() }
-        return
-      }
-      if (item.clientMessageId) {
-        const key = `${item.senderId} ${item.clientMessageId}`
-        if (existing.has(key) || firstByKey.has(key)) {
-          duplicates.set(index, key)
-          return
-        }
-        firstByKey.set(key, index)
-      }
-      fresh.push(index)
-    })
-    // Ids are taken here, in commit order, so UUIDv7 order follows seq order (search sorts by it).
-    for (const index of fresh) items[index]!.id = Bun.randomUUIDv7()
-
-    // Seqs: one UPDATE … RETURNING per conversation in the batch.
-    const byConversation = new Map<string, number[]>()
-    for (const index of fresh) {
-      const list = byConversation.get(items[index]!.conversationId) ?? []
-      list.push(index)
-      byConversation.set(items[index]!.conversationId, list)
-    }
-    const seqOf = new Map<number, number>()
-    for (const [conversationId, indexes] of byConversation) {
-      const last = items[indexes.at(-1)!]!
-      const row = await trx
-        .updateTable("conversations")
-        .set((eb) => ({
-          last_seq: eb("last_seq", "+", indexes.length),
-          last_message_id: last.id,
-          last_message_at: now,
-          updated_at: now,
-        }))
-        .where("id", "=", conversationId)
-        .returning("last_seq")
-        .executeTakeFirst()
-      if (!row) {
-        for (const index of indexes) outcomes[index] = { ok: false, error: conversationErrors.notFound() }
-        continue
-      }
-      const first = Number(row.last_seq) - indexes.length + 1
-      indexes.forEach((index, k) => seqOf.set(index, first + k))
-    }
-    const toInsert = fresh.filter((index) => seqOf.has(index))
-    for (let i = 0; i < toInsert.length; i += 500) {
-      await trx
-        .insertInto("messages")
-        .values(
-          toInsert.slice(i, i + 500).map((index) => {
-            const item = items[index]!
-            return {
-              id: item.id,
-              conversation_id: item.conversationId,
-              seq: seqOf.get(index)!,
-              sender_id: item.senderId,
-              client_message_id: item.clientMessageId,
-              content: item.content,
-              message_type: item.type,
-              media_url: item.mediaUrl,
-              thumbnail_url: item.thumbnailUrl,
-              audio_duration: item.audioDuration,
-              reply_to_id: item.replyToId,
-              is_encrypted: item.isEncrypted,
-              is_forwarded: item.isForwarded,
-              edited_at: null,
-              deleted_at: null,
-              created_at: now,
-              updated_at: now,
-            }
-          }),
-        )
-        .execute()
-    }
-    // The sender has read everything up to their own message.
-    const senderTop = new Map<string, number>()
-    for (const index of toInsert) {
-      const key = `${items[index]!.conversationId} ${items[index]!.senderId}`
-      senderTop.set(key, Math.max(senderTop.get(key) ?? 0, seqOf.get(index)!))
-    }
-    for (const [key, seq] of senderTop) {
-      const [conversationId, senderId] = key.split(" ") as [string, string]
-      await advanceRead(trx, conversationId, senderId, seq, now)
-    }
-    const users = await trx
-      .selectFrom("users")
-      .select(["id", "display_name", "phone_number", "avatar_url"])
-      .where("id", "in", senderIds)
-      .execute()
-    for (const u of users) senders.set(u.id, u)
-    const positions = await appendChanges(
-      trx,
-      deps.database.dialect,
-      toInsert.map((index) => ({
-        conversationId: items[index]!.conversationId,
-        kind: "message.created",
-        messageId: items[index]!.id,
-      })),
-      now,
-    )
-    toInsert.forEach((index, k) =>
-      stored.push({ index, item: items[index]!, seq: seqOf.get(index)!, pos: positions[k]! }),
-    )
   })
-
-  // Committed: answer and announce.
-  for (const { index, item, seq, pos } of stored) {
-    const sender = senders.get(item.senderId)
-    const view: MessageView = {
-      id: item.id,
-      conversation_id: item.conversationId,
-      seq,
-      sender_id: item.senderId,
-      client_message_id: item.clientMessageId,
-      content: item.content,
-      message_type: item.type,
-      media_url: item.mediaUrl,
-      thumbnail_url: item.thumbnailUrl,
-      audio_duration: item.audioDuration,
-      reply_to_id: item.replyToId,
-      is_encrypted: item.isEncrypted,
-      is_forwarded: item.isForwarded,
-      edited_at: null,
-      deleted_at: null,
-      created_at: now,
-      updated_at: now,
-      sender_name: sender?.display_name ?? null,
-      sender_phone: sender?.phone_number ?? null,
-      sender_avatar: sender?.avatar_url ?? null,
+  // Duplicate client ids: the message of the earlier item of this batch, or the stored one.
+  for (const [index, outcome] of stored.entries()) {
+    if (outcome.kind !== "duplicate") continue
+    const owner = outcome.ownerIndex === null ? undefined : results[outcome.ownerIndex]
+    if (owner?.ok) {
+      results[index] = { ok: true, value: { ...owner.value, created: false, cursor: null } }
+      continue
     }
-    const replies = new Map<string, ReplyPreview>()
-    if (item.reply) replies.set(item.reply.id, item.reply)
-    const message = serializeMessage(view, { watermarks: [], starred: new Set(), replies })
-    const cursor = encodeCursor(pos)
-    deps.events.emit({
-      type: "conversation",
-      conversationId: item.conversationId,
-      name: "message:received",
-      data: realtimeMessage(message),
-      cursor,
-      exceptSocketId: item.exceptSocketId,
-    })
-    outcomes[index] = { ok: true, value: { message, created: true, cursor } }
-  }
-  // Duplicate client ids: the stored (or earlier-in-batch) message.
-  if (duplicates.size) {
-    for (const [index, key] of duplicates) {
-      const item = items[index]!
-      const owner = stored.find((s) => `${s.item.senderId} ${s.item.clientMessageId}` === key)
-      if (owner) {
-        const value = outcomes[owner.index]
-        if (value?.ok) outcomes[index] = { ok: true, value: { ...value.value, created: false, cursor: null } }
-        continue
-      }
-      const existing = await findByClientId(db, item.senderId, item.clientMessageId!)
-      outcomes[index] = existing
+    const item = items[index]!
+    try {
+      const existing = await findByClientId(deps.database, item.senderId, item.clientMessageId!)
+      results[index] = existing
         ? {
             ok: true,
-            value: { message: await serializeOne(db, existing, item.senderId), created: false, cursor: null },
+            value: {
+              message: await serializeOne(deps.database, existing, item.senderId),
+              created: false,
+              cursor: null,
+            },
           }
         : { ok: false, error: messageErrors.notFound() }
+    } catch (error) {
+      results[index] = { ok: false, error }
     }
   }
-  return outcomes.map((o) => o ?? { ok: false, error: new Error("send not processed") })
+  return results
+}
+
+/** The answer to one committed send, announced as `message:received` with its feed cursor. */
+function announceSent(
+  deps: Deps,
+  item: SendItem,
+  outcome: { id: string; seq: number; pos: number },
+  senders: Map<string, SenderProfile>,
+  now: number,
+): BatchOutcome<SendResult> {
+  const sender = senders.get(item.senderId)
+  const view: MessageView = {
+    id: outcome.id,
+    conversation_id: item.conversationId,
+    seq: outcome.seq,
+    sender_id: item.senderId,
+    client_message_id: item.clientMessageId,
+    content: item.content,
+    message_type: item.type,
+    media_url: item.mediaUrl,
+    thumbnail_url: item.thumbnailUrl,
+    audio_duration: item.audioDuration,
+    reply_to_id: item.replyToId,
+    is_encrypted: item.isEncrypted,
+    is_forwarded: item.isForwarded,
+    edited_at: null,
+    deleted_at: null,
+    created_at: now,
+    updated_at: now,
+    sender_name: sender?.display_name ?? null,
+    sender_phone: sender?.phone_number ?? null,
+    sender_avatar: sender?.avatar_url ?? null,
+  }
+  const replies = new Map<string, ReplyPreview>()
+  if (item.reply) replies.set(item.reply.id, item.reply)
+  const message = serializeMessage(view, { watermarks: [], starred: new Set(), replies })
+  const cursor = encodeCursor(outcome.pos)
+  deps.events.emit({
+    type: "conversation",
+    conversationId: item.conversationId,
+    name: "message:received",
+    data: realtimeMessage(message),
+    cursor,
+    exceptSocketId: item.exceptSocketId,
+  })
+  return { ok: true, value: { message, created: true, cursor } }
 }
 
 /** Serializes messages for one viewer: statuses from watermarks, the viewer's stars, reply previews. */
 export async function serializeFor(
-  db: Kysely<Database>,
+  h: DatabaseHandle,
   views: MessageView[],
   viewerId: string,
 ): Promise<MessageJson[]> {
@@ -387,9 +270,9 @@ export async function serializeFor(
   const ids = views.map((v) => v.id)
   const replyIds = [...new Set(views.map((v) => v.reply_to_id).filter((id): id is string => !!id))]
   const [watermarks, starred, replyViews] = await Promise.all([
-    watermarksOf(db, [...new Set(views.map((v) => v.conversation_id))]),
-    starredAmong(db, viewerId, ids),
-    findMessageViews(db, replyIds),
+    watermarksOf(h, [...new Set(views.map((v) => v.conversation_id))]),
+    starredAmong(h, viewerId, ids),
+    findMessageViews(h, replyIds),
   ])
   const replies = new Map(
     replyViews
@@ -399,8 +282,8 @@ export async function serializeFor(
   return views.map((v) => serializeMessage(v, { watermarks, starred, replies }))
 }
 
-async function serializeOne(db: Kysely<Database>, view: MessageView, viewerId: string): Promise<MessageJson> {
-  return (await serializeFor(db, [view], viewerId))[0]!
+async function serializeOne(h: DatabaseHandle, view: MessageView, viewerId: string): Promise<MessageJson> {
+  return (await serializeFor(h, [view], viewerId))[0]!
 }
 
 /** A message the caller can see (member of its conversation, not deleted, not hidden, after their clear), or 404. */
@@ -409,14 +292,13 @@ export async function requireVisibleMessage(
   userId: string,
   messageId: string,
 ): Promise<{ view: MessageView; membership: MembershipView }> {
-  const db = deps.database.db
-  const [view] = await findMessageViews(db, [messageId])
+  const [view] = await findMessageViews(deps.database, [messageId])
   if (!view || view.deleted_at !== null) throw messageErrors.notFound()
   const membership = await requireMembership(deps, view.conversation_id, userId, { hide: true }).catch(() => {
     throw messageErrors.notFound()
   })
   if (Number(view.seq) <= Number(membership.cleared_seq)) throw messageErrors.notFound()
-  if ((await hiddenAmong(db, userId, [messageId])).size) throw messageErrors.notFound()
+  if ((await hiddenAmong(deps.database, userId, [messageId])).size) throw messageErrors.notFound()
   return { view, membership }
 }
 
@@ -436,17 +318,16 @@ export async function listConversationMessages(
   conversationId: string,
   p: HistoryParams,
 ) {
-  const db = deps.database.db
   const membership = await requireMembership(deps, conversationId, userId)
   const limit = Math.min(Math.max(Math.trunc(p.limit ?? 50), 1), 200)
   const seqOfId = async (id: string) => {
-    const [m] = await findMessageViews(db, [id])
+    const [m] = await findMessageViews(deps.database, [id])
     if (!m || m.conversation_id !== conversationId) throw messageErrors.notFound()
     return Number(m.seq)
   }
   const beforeSeq = p.before ? await seqOfId(p.before) : p.before_seq
   const afterSeq = p.after ? await seqOfId(p.after) : p.since_seq
-  const rows = await listHistory(db, {
+  const rows = await listHistory(deps.database, {
     conversationId,
     userId,
     clearedSeq: Number(membership.cleared_seq),
@@ -457,7 +338,7 @@ export async function listConversationMessages(
   const hasMore = rows.length > limit
   const page = rows.slice(0, limit)
   if (afterSeq === undefined) page.reverse()
-  const messages = await serializeFor(db, page, userId)
+  const messages = await serializeFor(deps.database, page, userId)
   return {
     messages,
     total: messages.length,
@@ -504,7 +385,11 @@ export async function editMessage(
       now,
     )
   })
-  const message = await serializeOne(db, { ...view, content, edited_at: now, updated_at: now }, userId)
+  const message = await serializeOne(
+    deps.database,
+    { ...view, content, edited_at: now, updated_at: now },
+    userId,
+  )
   announce(deps, view.conversation_id, "message:updated", realtimeMessage(message), pos!)
   return message
 }
@@ -722,12 +607,12 @@ export async function listStarred(deps: Deps, userId: string, limit = 50, offset
     visible.select((eb) => eb.fn.countAll().as("n")).executeTakeFirst(),
   ])
   const views = await findMessageViews(
-    db,
+    deps.database,
     rows.map((r) => r.message_id),
   )
   const order = new Map(rows.map((r, i) => [r.message_id, i]))
   views.sort((a, b) => order.get(a.id)! - order.get(b.id)!)
-  const messages = await serializeFor(db, views, userId)
+  const messages = await serializeFor(deps.database, views, userId)
   const total = Number(count?.n ?? 0)
   return { messages, total, limit, offset, has_more: offset + messages.length < total }
 }
@@ -842,8 +727,7 @@ export async function markMessagesRead(
   messageIds: string[],
   conversationId?: string,
 ) {
-  const db = deps.database.db
-  const views = await findMessageViews(db, [...new Set(messageIds)].slice(0, 1000))
+  const views = await findMessageViews(deps.database, [...new Set(messageIds)].slice(0, 1000))
   const top = new Map<string, number>()
   for (const v of views) {
     if (conversationId && v.conversation_id !== conversationId) continue

@@ -1,5 +1,6 @@
 import { type Kysely, sql } from "kysely"
-import type { Dialect } from "../db/database.ts"
+import type { DatabaseHandle, Dialect } from "../db/database.ts"
+import { readQuery } from "../db/read-query.ts"
 import type { Database } from "../db/schema.ts"
 import type { ChangeKind } from "./sync.tables.ts"
 
@@ -67,37 +68,26 @@ export type ChangeRow = {
   created_at: number
 }
 
-/**
- * The caller's changes after `pos`, in order: rows for them, and rows for every member of the conversations
- * they are in now. One index range scan per conversation plus one for the user, merged by pos.
- */
+// Two index range scans merged by pos: the user's own rows (changes_user), and, per conversation they are in,
+// that conversation's rows for everyone (changes_conversation). Never a scan of the whole feed after pos.
+const changesQuery = readQuery<ChangeRow>(
+  `select pos, conversation_id, user_id, kind, message_id, data, created_at from changes where user_id = ? and pos > ?
+   union all
+   select ch.pos, ch.conversation_id, ch.user_id, ch.kind, ch.message_id, ch.data, ch.created_at
+   from conversation_members cm join changes ch on ch.conversation_id = cm.conversation_id
+   where cm.user_id = ? and ch.pos > ? and ch.user_id is null
+   order by pos limit ?`,
+)
+
+/** The caller's changes after `pos`, in order: rows for them, and rows for every member of the conversations they are in now. */
 export async function listChangesAfter(
-  db: Kysely<Database>,
+  h: DatabaseHandle,
   userId: string,
   afterPos: number,
   limit: number,
 ): Promise<ChangeRow[]> {
-  const rows = await db
-    .selectFrom("changes")
-    .selectAll()
-    .where("pos", ">", afterPos)
-    .where((eb) =>
-      eb.or([
-        eb("user_id", "=", userId),
-        eb.and([
-          eb("user_id", "is", null),
-          eb(
-            "conversation_id",
-            "in",
-            eb.selectFrom("conversation_members").select("conversation_id").where("user_id", "=", userId),
-          ),
-        ]),
-      ]),
-    )
-    .orderBy("pos")
-    .limit(limit)
-    .execute()
-  return rows.map((r) => ({ ...r, pos: Number(r.pos) })) as ChangeRow[]
+  const rows = await changesQuery(h, [userId, afterPos, userId, afterPos, limit])
+  return rows.map((r) => ({ ...r, pos: Number(r.pos) }))
 }
 
 /** The newest position in the feed (0 when empty): where a fresh client starts. */

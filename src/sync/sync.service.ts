@@ -30,10 +30,9 @@ export async function listChangesSince(
   cursor: string | null | undefined,
   limit = 500,
 ): Promise<SyncPage> {
-  const db = deps.database.db
   const after = decodeCursor(cursor)
   limit = Math.min(Math.max(Math.trunc(limit), 1), 1000)
-  const rows = await listChangesAfter(db, userId, after, limit + 1)
+  const rows = await listChangesAfter(deps.database, userId, after, limit + 1)
   const hasMore = rows.length > limit
   const page = rows.slice(0, limit)
   const next = page.length ? page.at(-1)!.pos : after
@@ -46,14 +45,13 @@ export async function currentCursor(deps: Deps): Promise<string> {
 }
 
 async function renderChanges(deps: Deps, userId: string, rows: ChangeRow[]): Promise<SyncChange[]> {
-  const db = deps.database.db
   const messageIds = [
     ...new Set(rows.filter((r) => r.kind.startsWith("message.") && r.message_id).map((r) => r.message_id!)),
   ]
-  const views = await findMessageViews(db, messageIds)
+  const views = await findMessageViews(deps.database, messageIds)
   const [messages, hidden] = await Promise.all([
-    serializeFor(db, views, userId),
-    hiddenAmong(db, userId, messageIds),
+    serializeFor(deps.database, views, userId),
+    hiddenAmong(deps.database, userId, messageIds),
   ])
   const byId = new Map(messages.map((m) => [m.id, m]))
   const clearedSeq = new Map<string, number>()
@@ -61,7 +59,7 @@ async function renderChanges(deps: Deps, userId: string, rows: ChangeRow[]): Pro
   const now = deps.clock.now()
   const conversationIds = [...new Set(rows.map((r) => r.conversation_id).filter((id): id is string => !!id))]
   for (const id of conversationIds) {
-    const membership = await findMembership(db, id, userId)
+    const membership = await findMembership(deps.database, id, userId)
     clearedSeq.set(id, membership ? Number(membership.cleared_seq) : 0)
     stateRows.set(id, membership ? memberStateJson(membership, now) : null)
   }

@@ -12,6 +12,8 @@ export type ChangeKind =
   | "member.added"
   | "member.removed"
   | "conversation.state"
+  /** groups: the group was deleted (one row per former member). */
+  | "group.deleted"
 
 /** `changes`: the change feed behind `/api/sync`; `pos` is totally ordered in commit order. */
 export interface ChangesTable {

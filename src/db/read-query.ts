@@ -1,0 +1,29 @@
+import { CompiledQuery } from "kysely"
+import type { DatabaseHandle } from "./database.ts"
+
+/**
+ * Hand-written reads for the hot paths (membership checks, history pages, the conversation list), where
+ * Kysely's query building costs more than the query. Written once with `?` placeholders (turned into `$n`
+ * on Postgres) or once per dialect where they differ (lists: `json_each(?)` / `= any(?)`, see `listParam`).
+ *
+ * SQLite runs them through bun:sqlite's statement cache. Only when no transaction is open on the connection:
+ * otherwise (a Kysely transaction awaiting between its statements) the read queues on Kysely's connection
+ * like any other query, so it can never see another request's uncommitted writes.
+ */
+export function readQuery<Row>(sqliteText: string, postgresText = toDollarParams(sqliteText)) {
+  return async (h: DatabaseHandle, params: unknown[]): Promise<Row[]> => {
+    const s = h.sqlite
+    if (s && !s.inTransaction) return s.query(sqliteText).all(...(params as never[])) as Row[]
+    return (await h.db.executeQuery<Row>(CompiledQuery.raw(s ? sqliteText : postgresText, params))).rows
+  }
+}
+
+/** A list bound as one parameter: a JSON array for SQLite's `json_each(?)`, an array for Postgres' `any(?)`. */
+export const listParam = (h: DatabaseHandle, values: unknown[]) =>
+  h.dialect === "sqlite" ? JSON.stringify(values) : values
+
+/** `?` placeholders → `$1, $2, …` (no `?` appears in our SQL other than as a placeholder). */
+function toDollarParams(text: string): string {
+  let n = 0
+  return text.replace(/\?/g, () => `$${++n}`)
+}
