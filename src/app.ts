@@ -1,4 +1,5 @@
 import { cors } from "@elysiajs/cors"
+import type { Server } from "bun"
 import { Elysia } from "elysia"
 import type { Deps } from "./deps.ts"
 import { AppError } from "./errors.ts"
@@ -33,8 +34,11 @@ const apiRoutes = (deps: Deps) =>
     .use(syncRoutes(deps))
     .use(groupsRoutes(deps))
 
+/** Answers `/ws` and `/socket.io/` (the realtime protocols), or returns undefined for every other path. */
+export type RealtimePaths = (request: Request, server: Server<unknown>) => Promise<Response> | undefined
+
 /** The Elysia root: error mapping, request log, CORS, JSON limits, docs, health and every feature under /api. */
-export function createApp(deps: Deps, inFlight: InFlight = { count: 0 }) {
+export function createApp(deps: Deps, inFlight: InFlight = { count: 0 }, realtimePaths?: RealtimePaths) {
   const { config, logger } = deps
   const bodyLimit = config.server.body_limit
   const origins = config.server.cors_origins
@@ -48,6 +52,8 @@ export function createApp(deps: Deps, inFlight: InFlight = { count: 0 }) {
       if (rootPath.test(url.slice(pathStart, url.indexOf("?", pathStart) >>> 0))) return
       return self.app!.handle(new Request(url.slice(0, pathStart) + "/api" + url.slice(pathStart), request))
     })
+    // Before the request log and in-flight count: an upgrade or a held long-poll is not a request to wait for.
+    .onRequest(({ request, server }) => realtimePaths?.(request, server!))
     .use(errorsPlugin(logger))
     // NUL characters: Postgres text cannot hold them (SQLite can), so they are refused at the edge, the same
     // on both databases: in a path it is no resource of ours (404), in a query or body a bad value (422).

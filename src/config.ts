@@ -248,6 +248,54 @@ const fields = {
     default: "5/1h",
     doc: "forgot-password and reset-password per phone number.",
   },
+  "realtime.bus": {
+    parse: oneOf("local", "redis", "postgres"),
+    default: "local",
+    doc: 'How realtime events reach the sockets of other instances: "local" (one process), "redis" or "postgres" (LISTEN/NOTIFY on database.url) when several instances share one database.',
+  },
+  "realtime.redis_url": {
+    parse: url("redis", "rediss"),
+    default: "redis://127.0.0.1:6379",
+    doc: 'Redis for realtime.bus = "redis".',
+  },
+  "realtime.bus_channel": {
+    parse: (raw, key) =>
+      typeof raw === "string" && /^[a-z_][a-z0-9_]{0,62}$/.test(raw)
+        ? raw
+        : fail(key, "a lowercase identifier (letters, digits, _)", raw),
+    default: "urge_realtime",
+    doc: "Pub/sub channel of the realtime bus (instances of one deployment share it).",
+  },
+  "realtime.ping_interval": {
+    parse: duration(1),
+    default: 25,
+    doc: "Socket.IO heartbeat interval; native /ws sockets are pinged after twice this much silence.",
+  },
+  "realtime.presence_grace": {
+    parse: duration(0),
+    default: 5,
+    doc: "How long after a user's last socket closes before they are shown offline (a quick reconnect stays online).",
+  },
+  "realtime.presence_group_limit": {
+    parse: int(0, 1_000_000),
+    default: 256,
+    doc: "Presence (user:online/offline) is shown through direct chats and groups of at most this many members.",
+  },
+  "realtime.typing_timeout": {
+    parse: duration(0.01),
+    default: 6,
+    doc: "A typing indicator stops by itself this long after the last typing:start.",
+  },
+  "realtime.send_buffer_limit": {
+    parse: int(16 * 1024, 1024 * 1024 * 1024),
+    default: 1024 * 1024,
+    doc: "Bytes queued to one socket before typing/presence are dropped (at half) and the socket counts as a slow consumer.",
+  },
+  "realtime.slow_consumer_timeout": {
+    parse: duration(0),
+    default: 10,
+    doc: "A socket over its send buffer limit this long (or at twice the limit) is closed with 4429.",
+  },
 } as const satisfies Record<string, { parse: Parse<unknown>; default: unknown; doc: string }>
 
 export type ConfigKey = keyof typeof fields
@@ -303,6 +351,17 @@ export type Config = {
     verify_per_phone: RateLimit
     reset_per_ip: RateLimit
     reset_per_phone: RateLimit
+  }
+  realtime: {
+    bus: "local" | "redis" | "postgres"
+    redis_url: string
+    bus_channel: string
+    ping_interval: number
+    presence_grace: number
+    presence_group_limit: number
+    typing_timeout: number
+    send_buffer_limit: number
+    slow_consumer_timeout: number
   }
   /** The config file that was read, if any. */
   source: string | null

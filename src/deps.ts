@@ -1,12 +1,19 @@
 import { existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { type Clock, systemClock } from "./clock.ts"
-import type { Config } from "./config.ts"
+import { type Config, ConfigError } from "./config.ts"
 import { type DatabaseHandle, openDatabase } from "./db/database.ts"
 import { createDomainEvents, type DomainEvents } from "./events.ts"
 import { createLogger, type Logger } from "./logger.ts"
 import { createRateLimiter, type RateLimiter } from "./auth/rate-limit.ts"
 import { createSmsDriver, type SmsDriver } from "./sms/sms.driver.ts"
+import {
+  createLocalBus,
+  createPostgresBus,
+  createRedisBus,
+  type RealtimeBus,
+} from "./realtime/realtime.bus.ts"
+import { createPresence, type Presence } from "./realtime/realtime.hub.ts"
 
 /** Everything the server and the CLI run on, built once from the config (the composition root). */
 export type Deps = {
@@ -16,14 +23,16 @@ export type Deps = {
   database: DatabaseHandle
   /** Announcements after commit (realtime and push listen). */
   events: DomainEvents
+  /** Carries realtime events between instances (local, redis or postgres). */
+  bus: RealtimeBus
+  /** Who has a live socket on any instance (kept by the realtime hub; REST reads is_online from it). */
+  presence: Presence
   /** HS256 key for access tokens. */
   jwtSecret: string
   /** Sends one-time codes (console or twilio). */
   sms: SmsDriver
   /** Per-IP and per-phone counters of the auth routes. */
   rateLimits: RateLimiter
-  /** Who has a live connection; the realtime hub replaces this (until then nobody is online). */
-  presence: { isOnline(userId: string): boolean }
   close(): Promise<void>
 }
 
@@ -42,12 +51,25 @@ export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps 
     clock,
     database,
     events: createDomainEvents(logger),
+    bus: createBus(config, logger),
+    presence: createPresence(),
     jwtSecret: resolveJwtSecret(config, logger),
     sms,
     rateLimits: createRateLimiter(clock, config.rate_limit.enabled),
-    presence: { isOnline: () => false },
     close: () => database.close(),
   }
+}
+
+/** The realtime bus the config asks for. */
+function createBus(config: Config, logger: Logger): RealtimeBus {
+  const { bus, redis_url, bus_channel } = config.realtime
+  if (bus === "redis") return createRedisBus(redis_url, bus_channel, logger)
+  if (bus === "postgres") {
+    if (!/^postgres(ql)?:/.test(config.database.url))
+      throw new ConfigError('config: realtime.bus = "postgres" needs a Postgres database.url')
+    return createPostgresBus(config.database.url, bus_channel, logger)
+  }
+  return createLocalBus()
 }
 
 /** The configured secret, else the one generated on first start and kept (mode 0600) in the data directory. */

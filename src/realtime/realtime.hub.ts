@@ -1,0 +1,548 @@
+import { touchLastSeen } from "../accounts/users.repository.ts"
+import type { Deps } from "../deps.ts"
+import type { DomainEvent } from "../events.ts"
+import type { BusMessage } from "./realtime.bus.ts"
+import {
+  isMember,
+  listBlockedEitherWay,
+  listEndedSessionIds,
+  listMemberConversationIds,
+  listPresenceConversationIds,
+  setLastSeenMany,
+  showsOnlineStatus,
+} from "./realtime.repository.ts"
+
+/** An event on its way to one socket; protocol adapters translate it (and cache their encoding on it). */
+export type OutgoingEvent = {
+  name: string
+  data: Record<string, unknown>
+  /** Position in the recipient's change feed (durable events only). */
+  cursor?: string
+  /** Typing and presence: dropped first when the socket's send buffer is full, never replayed. */
+  volatile: boolean
+  /** Encodings computed once per event and shared by every socket of the same protocol. */
+  encoded?: { native?: string }
+}
+
+/** One live socket of either protocol, as the hub sees it. */
+export type Connection = {
+  id: string
+  userId: string
+  sessionId: string
+  protocol: "native" | "socket.io"
+  /** Conversations this socket opened with join:conversation. */
+  open: Set<string>
+  send(event: OutgoingEvent): void
+  /** Closes the socket; `reason` is a machine code (`auth.session_ended`, `realtime.slow_consumer`, …). */
+  close(code: number, reason: string): void
+}
+
+/** Close codes of the realtime protocols (docs/realtime.md). */
+export const closeCodes = {
+  goingAway: 1001,
+  unauthorized: 4401,
+  sessionEnded: 4403,
+  slowConsumer: 4429,
+} as const
+
+/** Per locally connected user: memberships (the delivery index), sockets, presence timers. */
+type LocalUser = {
+  userId: string
+  /** Handshakes in progress plus registered sockets; the index entry lives while this is > 0 or offline is pending. */
+  leases: number
+  sockets: Set<Connection>
+  conversations: Set<string>
+  /** Membership changes seen while the initial load was running, applied after it in order. */
+  pending: { conversationId: string; added: boolean }[] | null
+  loaded: Promise<void>
+  /** Announced online on this instance (true from the first socket until the grace after the last one). */
+  announced: boolean
+  offlineTimer?: ReturnType<typeof setTimeout>
+  /** Presence announcements of one user leave in order. */
+  presenceChain: Promise<void>
+}
+
+/** A typing indicator in flight: forwarded start time and the timer that stops it by itself. */
+type Typing = { forwardedAt: number; expiry: ReturnType<typeof setTimeout> }
+
+/** Presence across instances: which instances hold a socket of each user. Fed by the hub, read by REST. */
+export type Presence = {
+  /** True while the user has a live socket on any instance and shows their online status. */
+  isOnline(userId: string): boolean
+  /** Users seen online, for tests and diagnostics. */
+  onlineUserIds(): string[]
+}
+
+/** Which instances hold a user, and who was told when they came online (to tell them if an instance goes). */
+type PresenceEntry = {
+  instances: Set<string>
+  hidden: boolean
+  audience?: Extract<BusMessage, { type: "presence" }>
+}
+
+/** The presence tracker the hub maintains (in deps so REST can read `is_online`). */
+export function createPresence(): Presence & {
+  entries: Map<string, PresenceEntry>
+} {
+  const entries = new Map<string, PresenceEntry>()
+  return {
+    entries,
+    isOnline: (userId) => {
+      const entry = entries.get(userId)
+      return !!entry && entry.instances.size > 0 && !entry.hidden
+    },
+    onlineUserIds: () => [...entries].filter(([, e]) => e.instances.size > 0 && !e.hidden).map(([id]) => id),
+  }
+}
+
+export type Hub = ReturnType<typeof createHub>
+
+/** How often local sockets' sessions are re-checked against the database. */
+const sessionSweepMs = 30_000
+
+/**
+ * The realtime hub: knows the sockets of this instance by user and the local users by conversation, turns
+ * domain events (from any instance, through the bus) into socket sends by membership, and keeps presence.
+ */
+export function createHub(deps: Deps, instance: string) {
+  const { logger, bus, clock } = deps
+  const db = deps.database.db
+  const presence = deps.presence as ReturnType<typeof createPresence>
+  const grace = deps.config.realtime.presence_grace * 1000
+  const typingTimeout = deps.config.realtime.typing_timeout * 1000
+  const presenceGroupLimit = deps.config.realtime.presence_group_limit
+  const users = new Map<string, LocalUser>()
+  /** conversation id → locally connected members. */
+  const byConversation = new Map<string, Set<string>>()
+  const typing = new Map<string, Typing>()
+  let closing = false
+
+  const indexAdd = (user: LocalUser, conversationId: string) => {
+    user.conversations.add(conversationId)
+    let members = byConversation.get(conversationId)
+    if (!members) byConversation.set(conversationId, (members = new Set()))
+    members.add(user.userId)
+  }
+  const indexRemove = (user: LocalUser, conversationId: string) => {
+    user.conversations.delete(conversationId)
+    const members = byConversation.get(conversationId)
+    if (members) {
+      members.delete(user.userId)
+      if (members.size === 0) byConversation.delete(conversationId)
+    }
+    for (const socket of user.sockets) socket.open.delete(conversationId)
+  }
+  const forget = (user: LocalUser) => {
+    if (user.leases > 0 || user.offlineTimer || user.announced) return
+    for (const conversationId of user.conversations) {
+      const members = byConversation.get(conversationId)
+      members?.delete(user.userId)
+      if (members?.size === 0) byConversation.delete(conversationId)
+    }
+    users.delete(user.userId)
+  }
+
+  const sendTo = (userId: string, event: OutgoingEvent, exceptSocketId?: string) => {
+    const user = users.get(userId)
+    if (!user) return
+    for (const socket of user.sockets) if (socket.id !== exceptSocketId) socket.send(event)
+  }
+
+  /** Presence of `userId` changed anywhere: tell the local users who share a conversation with them. */
+  const showPresence = (message: Extract<BusMessage, { type: "presence" }>) => {
+    const except = new Set(message.exceptUserIds)
+    except.add(message.userId)
+    const audience = new Set<string>()
+    for (const conversationId of message.conversationIds)
+      for (const userId of byConversation.get(conversationId) ?? [])
+        if (!except.has(userId)) audience.add(userId)
+    if (audience.size === 0) return
+    const data: Record<string, unknown> = { user_id: message.userId, userId: message.userId }
+    if (!message.online) {
+      data.last_seen = message.lastSeen === null ? null : new Date(message.lastSeen).toISOString()
+      data.lastSeen = data.last_seen
+    }
+    const event: OutgoingEvent = {
+      name: message.online ? "user:online" : "user:offline",
+      data,
+      volatile: true,
+    }
+    for (const userId of audience) sendTo(userId, event)
+  }
+
+  const onPresence = (message: Extract<BusMessage, { type: "presence" }>) => {
+    let entry = presence.entries.get(message.userId)
+    const wasOnline = !!entry && entry.instances.size > 0
+    if (message.online) {
+      if (!entry)
+        presence.entries.set(message.userId, (entry = { instances: new Set(), hidden: message.hidden }))
+      entry.instances.add(message.instance)
+      entry.hidden = message.hidden
+      entry.audience = message
+      if (!wasOnline && !message.hidden) showPresence(message)
+    } else if (entry) {
+      entry.instances.delete(message.instance)
+      if (entry.instances.size === 0) {
+        presence.entries.delete(message.userId)
+        if (wasOnline && !message.hidden) showPresence(message)
+      }
+    }
+  }
+
+  /** Every message from the bus (this instance's own included), in bus order. */
+  const onBusMessage = (message: BusMessage) => {
+    switch (message.type) {
+      case "conversation": {
+        const event: OutgoingEvent = {
+          name: message.name,
+          data: message.data,
+          cursor: message.cursor,
+          volatile: false,
+        }
+        const recipients = message.userIds ?? byConversation.get(message.conversationId) ?? []
+        for (const userId of recipients) sendTo(userId, event, message.exceptSocketId)
+        return
+      }
+      case "users": {
+        const event: OutgoingEvent = {
+          name: message.name,
+          data: message.data,
+          cursor: message.cursor,
+          volatile: false,
+        }
+        for (const userId of message.userIds) sendTo(userId, event)
+        return
+      }
+      case "membership.changed": {
+        for (const [ids, added] of [
+          [message.added, true],
+          [message.removed, false],
+        ] as const)
+          for (const userId of ids) {
+            const user = users.get(userId)
+            if (!user) continue
+            if (user.pending) user.pending.push({ conversationId: message.conversationId, added })
+            else if (added) indexAdd(user, message.conversationId)
+            else indexRemove(user, message.conversationId)
+          }
+        return
+      }
+      case "volatile": {
+        const except = new Set(message.exceptUserIds)
+        const event: OutgoingEvent = { name: message.name, data: message.data, volatile: true }
+        for (const userId of byConversation.get(message.conversationId) ?? [])
+          if (!except.has(userId)) sendTo(userId, event, message.exceptSocketId)
+        return
+      }
+      case "session.ended": {
+        const ended = new Set(message.sessionIds)
+        for (const socket of users.get(message.userId)?.sockets ?? [])
+          if (ended.has(socket.sessionId)) socket.close(closeCodes.sessionEnded, "auth.session_ended")
+        return
+      }
+      case "presence":
+        return onPresence(message)
+      case "presence.sync": {
+        if (message.instance === instance) return
+        const userIds = [...users.values()].filter((u) => u.announced).map((u) => u.userId)
+        const hidden = userIds.filter((id) => presence.entries.get(id)?.hidden)
+        bus.publish({
+          type: "presence.snapshot",
+          instance,
+          to: message.instance,
+          userIds,
+          hiddenUserIds: hidden,
+        })
+        return
+      }
+      case "presence.snapshot": {
+        if (message.to !== instance) return
+        const hidden = new Set(message.hiddenUserIds)
+        for (const userId of message.userIds) {
+          let entry = presence.entries.get(userId)
+          if (!entry)
+            presence.entries.set(userId, (entry = { instances: new Set(), hidden: hidden.has(userId) }))
+          entry.instances.add(message.instance)
+        }
+        return
+      }
+      case "instance.down": {
+        // Its users may reconnect elsewhere within the grace; those who do not are shown offline then, to the
+        // audience of their last online announcement.
+        const gone: string[] = []
+        for (const [userId, entry] of presence.entries)
+          if (entry.instances.delete(message.instance) && entry.instances.size === 0) gone.push(userId)
+        if (gone.length === 0) return
+        const lastSeen = clock.now()
+        const timer = setTimeout(() => {
+          for (const userId of gone) {
+            const entry = presence.entries.get(userId)
+            if (!entry || entry.instances.size > 0) continue
+            presence.entries.delete(userId)
+            if (entry.audience && !entry.hidden)
+              showPresence({ ...entry.audience, online: false, lastSeen, instance: message.instance })
+          }
+        }, grace)
+        timer.unref?.()
+        return
+      }
+    }
+  }
+
+  /** Announces this instance's view of a user (first socket / last socket + grace) to every instance. */
+  const announce = (user: LocalUser, online: boolean) => {
+    user.presenceChain = user.presenceChain.then(async () => {
+      try {
+        const [shows, blocked, conversationIds] = await Promise.all([
+          showsOnlineStatus(db, user.userId),
+          listBlockedEitherWay(db, user.userId),
+          listPresenceConversationIds(db, user.userId, presenceGroupLimit),
+        ])
+        let lastSeen: number | null = null
+        if (!online) {
+          lastSeen = clock.now()
+          await touchLastSeen(db, user.userId, lastSeen)
+        }
+        bus.publish({
+          type: "presence",
+          instance,
+          userId: user.userId,
+          online,
+          lastSeen,
+          conversationIds,
+          exceptUserIds: blocked,
+          hidden: !shows,
+        })
+      } catch (error) {
+        logger.error("realtime: presence announcement failed", {
+          user_id: user.userId,
+          error: (error as Error).message,
+        })
+      }
+    })
+    return user.presenceChain
+  }
+
+  const goOffline = (user: LocalUser) => {
+    user.offlineTimer = undefined
+    if (user.sockets.size > 0 || !user.announced) return
+    user.announced = false
+    void announce(user, false).then(() => forget(user))
+  }
+
+  /**
+   * Safety net for sessions ended where no `session.ended` reached the bus (an admin CLI run beside a
+   * local-bus server, an instance that crashed mid-logout): local sockets' sessions are re-checked periodically.
+   */
+  const sweepSessions = async () => {
+    const bySession = new Map<string, Connection[]>()
+    for (const user of users.values())
+      for (const socket of user.sockets)
+        bySession.set(socket.sessionId, [...(bySession.get(socket.sessionId) ?? []), socket])
+    if (bySession.size === 0) return
+    try {
+      for (const id of await listEndedSessionIds(db, [...bySession.keys()], clock.now()))
+        for (const socket of bySession.get(id) ?? [])
+          socket.close(closeCodes.sessionEnded, "auth.session_ended")
+    } catch (error) {
+      logger.error("realtime: session sweep failed", { error: (error as Error).message })
+    }
+  }
+  const sweepTimer = setInterval(() => void sweepSessions(), sessionSweepMs)
+  sweepTimer.unref?.()
+
+  const unsubscribe = deps.events.subscribe((event: DomainEvent) => bus.publish(event))
+  bus.onMessage((message) => {
+    try {
+      onBusMessage(message)
+    } catch (error) {
+      logger.error("realtime: bus message failed", { type: message.type, error: (error as Error).message })
+    }
+  })
+
+  return {
+    instance,
+
+    /** Joins the bus and learns who is online on the other instances. */
+    async start() {
+      await bus.start()
+      bus.publish({ type: "presence.sync", instance })
+    },
+
+    /**
+     * Starts a handshake for `userId`: loads their memberships into the delivery index (once per user).
+     * Returns the lease to pass to `register`, or to `release` if the socket never opens.
+     */
+    async attach(userId: string): Promise<{ userId: string; released: boolean }> {
+      let user = users.get(userId)
+      if (!user) {
+        const created: LocalUser = {
+          userId,
+          leases: 0,
+          sockets: new Set(),
+          conversations: new Set(),
+          pending: [],
+          loaded: Promise.resolve(),
+          announced: false,
+          presenceChain: Promise.resolve(),
+        }
+        created.loaded = listMemberConversationIds(db, userId).then(
+          (ids) => {
+            for (const id of ids) indexAdd(created, id)
+            for (const change of created.pending ?? [])
+              if (change.added) indexAdd(created, change.conversationId)
+              else indexRemove(created, change.conversationId)
+            created.pending = null
+          },
+          (error) => {
+            users.delete(userId)
+            throw error
+          },
+        )
+        users.set(userId, (user = created))
+      }
+      user.leases++
+      try {
+        await user.loaded
+      } catch (error) {
+        user.leases--
+        throw error
+      }
+      return { userId, released: false }
+    },
+
+    /** Gives up a lease whose socket never opened. */
+    release(lease: { userId: string; released: boolean }) {
+      if (lease.released) return
+      lease.released = true
+      const user = users.get(lease.userId)
+      if (!user) return
+      user.leases--
+      forget(user)
+    },
+
+    /** A socket opened: it receives its user's events from now on. The first one announces the user online. */
+    register(connection: Connection, lease: { userId: string; released: boolean }) {
+      const user = users.get(connection.userId)
+      if (!user || lease.released || closing)
+        return connection.close(closeCodes.goingAway, "server.shutting_down")
+      lease.released = true // now held by the socket: unregister gives it back
+      user.sockets.add(connection)
+      if (user.offlineTimer) {
+        clearTimeout(user.offlineTimer)
+        user.offlineTimer = undefined
+      }
+      if (!user.announced) {
+        user.announced = true
+        void announce(user, true)
+      }
+    },
+
+    /** A socket closed. The user's last one goes offline after the grace period (a quick reconnect keeps them online). */
+    unregister(connection: Connection) {
+      const user = users.get(connection.userId)
+      if (!user || !user.sockets.delete(connection)) return
+      user.leases--
+      if (user.sockets.size === 0) {
+        for (const conversationId of user.conversations) stopTyping(user.userId, conversationId)
+        if (user.announced && !closing) user.offlineTimer = setTimeout(() => goOffline(user), grace)
+        else forget(user)
+      }
+    },
+
+    /** Whether the user is a member (delivery index first, the database for a change still in flight). */
+    async isMember(userId: string, conversationId: string): Promise<boolean> {
+      if (users.get(userId)?.conversations.has(conversationId)) return true
+      return isMember(db, conversationId, userId)
+    },
+
+    /** A member started typing: forwarded at most once per throttle window, stopped by itself after the timeout. */
+    async startTyping(connection: Connection, conversationId: string) {
+      const key = `${connection.userId} ${conversationId}`
+      const now = clock.now()
+      const current = typing.get(key)
+      const expiry = setTimeout(() => stopTyping(connection.userId, conversationId), typingTimeout)
+      if (current) {
+        clearTimeout(current.expiry)
+        current.expiry = expiry
+        // Still typing: refresh the expiry; forward again only once the others' indicator may have expired.
+        if (now - current.forwardedAt < typingTimeout / 2) return
+        current.forwardedAt = now
+      } else typing.set(key, { forwardedAt: now, expiry })
+      await publishTyping("typing:start", connection.userId, conversationId, connection.id)
+    },
+
+    stopTyping: (connection: Connection, conversationId: string) =>
+      stopTyping(connection.userId, conversationId, connection.id),
+
+    /** Sockets of this instance, for shutdown and diagnostics. */
+    connections(): Connection[] {
+      return [...users.values()].flatMap((u) => [...u.sockets])
+    },
+
+    /** Re-checks the sessions of local sockets now (also runs every 30 s). */
+    sweepSessions,
+
+    /** Local socket count of a user (tests, diagnostics). */
+    socketCount: (userId: string) => users.get(userId)?.sockets.size ?? 0,
+
+    /**
+     * Stops: every local socket is closed with 1001 (the adapters do it), every local user is announced offline
+     * now (no grace: this instance will not see them again) and the bus is left.
+     */
+    async close() {
+      closing = true
+      clearInterval(sweepTimer)
+      unsubscribe()
+      for (const t of typing.values()) clearTimeout(t.expiry)
+      typing.clear()
+      // No announcement per user (thousands of queries while stopping): one instance.down, and the others show
+      // offline, after the grace, whoever does not reconnect elsewhere. last_seen is written in bulk.
+      const leaving: string[] = []
+      for (const user of users.values()) {
+        if (user.offlineTimer) clearTimeout(user.offlineTimer)
+        user.offlineTimer = undefined
+        if (user.announced) leaving.push(user.userId)
+        user.announced = false
+      }
+      await Promise.all([...users.values()].map((u) => u.presenceChain))
+      try {
+        await setLastSeenMany(db, leaving, clock.now())
+      } catch (error) {
+        logger.error("realtime: last_seen on shutdown failed", { error: (error as Error).message })
+      }
+      bus.publish({ type: "instance.down", instance })
+      await bus.close()
+    },
+  }
+
+  function stopTyping(userId: string, conversationId: string, exceptSocketId?: string) {
+    const key = `${userId} ${conversationId}`
+    const current = typing.get(key)
+    if (!current) return
+    clearTimeout(current.expiry)
+    typing.delete(key)
+    void publishTyping("typing:stop", userId, conversationId, exceptSocketId)
+  }
+
+  async function publishTyping(
+    name: string,
+    userId: string,
+    conversationId: string,
+    exceptSocketId?: string,
+  ) {
+    try {
+      const blocked = await listBlockedEitherWay(db, userId)
+      bus.publish({
+        type: "volatile",
+        conversationId,
+        name,
+        data: { userId, user_id: userId, conversationId, conversation_id: conversationId },
+        exceptUserIds: [userId, ...blocked],
+        exceptSocketId,
+      })
+    } catch (error) {
+      logger.error("realtime: typing failed", { error: (error as Error).message })
+    }
+  }
+}
