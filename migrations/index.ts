@@ -1,5 +1,6 @@
 import type { Migration } from "kysely"
 import * as m0001 from "./0001_users.ts"
+import * as m0003 from "./0003_messaging.ts"
 
 /**
  * Every migration, in order. Imported statically so the compiled binary carries them (no folder is read at
@@ -7,4 +8,5 @@ import * as m0001 from "./0001_users.ts"
  */
 export const migrations: Record<string, Migration> = {
   "0001_users": m0001,
+  "0003_messaging": m0003,
 }

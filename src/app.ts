@@ -8,12 +8,20 @@ import { errorsPlugin } from "./http/errors.plugin.ts"
 import { type InFlight, requestsPlugin } from "./http/requests.plugin.ts"
 import { healthRoutes } from "./health/health.routes.ts"
 import { authRoutes } from "./auth/auth.routes.ts"
+import { conversationsRoutes } from "./conversations/conversations.routes.ts"
+import { messagesRoutes } from "./messages/messages.routes.ts"
+import { syncRoutes } from "./sync/sync.routes.ts"
 
 /** Paths that live at the root; every other path is an alias of the same path under /api (CONTRACT A1). */
 const rootPath = /^\/(?:$|api(?:\/|$)|health$|docs(?:\/|$)|ws$|socket\.io\/)/
 
 /** The feature routes, mounted under /api. */
-const apiRoutes = (deps: Deps) => new Elysia({ name: "api", prefix: "/api" }).use(authRoutes(deps))
+const apiRoutes = (deps: Deps) =>
+  new Elysia({ name: "api", prefix: "/api" })
+    .use(authRoutes(deps))
+    .use(conversationsRoutes(deps))
+    .use(messagesRoutes(deps))
+    .use(syncRoutes(deps))
 
 /** Answers `/ws` and `/socket.io/` (the realtime protocols), or returns undefined for every other path. */
 export type RealtimePaths = (request: Request, server: Server<unknown>) => Promise<Response> | undefined

@@ -6,6 +6,9 @@ import type {
   VerificationRequestsTable,
 } from "../accounts/accounts.tables.ts"
 import type { UserBlocksTable, UserSettingsTable } from "../settings/settings.tables.ts"
+import type { ConversationMembersTable, ConversationsTable } from "../conversations/conversations.tables.ts"
+import type { MessageHidesTable, MessagesTable, MessageStarsTable } from "../messages/messages.tables.ts"
+import type { ChangesTable } from "../sync/sync.tables.ts"
 
 /** A boolean column: native on Postgres, 0/1 on SQLite. Read it with `!!`. */
 export type Flag = ColumnType<number | boolean, boolean | undefined, boolean>
@@ -22,6 +25,12 @@ export interface Database {
   verification_requests: VerificationRequestsTable
   user_blocks: UserBlocksTable
   user_settings: UserSettingsTable
+  conversations: ConversationsTable
+  conversation_members: ConversationMembersTable
+  messages: MessagesTable
+  message_hides: MessageHidesTable
+  message_stars: MessageStarsTable
+  changes: ChangesTable
 }
 
 export type { Generated }

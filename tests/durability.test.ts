@@ -1,0 +1,170 @@
+import { afterAll, describe, expect, test } from "bun:test"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { type ApiOptions, type ApiResponse, createTestDatabase, testPostgresUrl } from "./helpers/server.ts"
+import { signUp } from "./helpers/users.ts"
+
+/**
+ * Acknowledged means committed: the real server runs as a child process (`urge serve`), takes a concurrent
+ * send load, is killed with SIGKILL in the middle of it, restarts on the same data, and every message it
+ * acknowledged is there, once.
+ */
+
+const cleanups: (() => Promise<void> | void)[] = []
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c()
+})
+
+/** A `urge serve` child process and a small HTTP client for it (shaped like TestServer for signUp). */
+class ChildServer {
+  logs: string[] = []
+  base = ""
+  private constructor(readonly proc: ReturnType<typeof Bun.spawn>) {}
+
+  static async start(env: Record<string, string>): Promise<ChildServer> {
+    const proc = Bun.spawn([process.execPath, join(import.meta.dir, "..", "cli", "main.ts"), "serve"], {
+      env: { ...process.env, ...env },
+      stdout: "pipe",
+      stderr: "inherit",
+    })
+    const child = new ChildServer(proc)
+    const ready = Promise.withResolvers<void>()
+    ;(async () => {
+      const decoder = new TextDecoder()
+      let buffer = ""
+      for await (const chunk of proc.stdout as ReadableStream<Uint8Array>) {
+        buffer += decoder.decode(chunk, { stream: true })
+        let nl: number
+        while ((nl = buffer.indexOf("\n")) >= 0) {
+          const line = buffer.slice(0, nl)
+          buffer = buffer.slice(nl + 1)
+          child.logs.push(line)
+          if (line.includes('"msg":"listening"')) {
+            child.base = JSON.parse(line).url
+            ready.resolve()
+          }
+        }
+      }
+      ready.reject(new Error(`server exited before listening:\n${child.logs.join("\n")}`))
+    })()
+    await ready.promise
+    return child
+  }
+
+  async api<T = any>(method: string, path: string, options: ApiOptions = {}): Promise<ApiResponse<T>> {
+    const headers: Record<string, string> = { ...options.headers }
+    if (options.token) headers.authorization = `Bearer ${options.token}`
+    if (options.body !== undefined) headers["content-type"] = "application/json"
+    const res = await fetch(this.base + path, {
+      method,
+      headers,
+      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+    })
+    const text = await res.text()
+    return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers }
+  }
+
+  async kill9() {
+    this.proc.kill("SIGKILL")
+    await this.proc.exited
+  }
+}
+
+describe("durability", () => {
+  test("kill -9 during a send load: every acknowledged message survives, none is duplicated", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "urge-kill9-"))
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }))
+    const env: Record<string, string> = {
+      URGE_DATA_DIR: dataDir,
+      URGE_SERVER_HOST: "127.0.0.1",
+      URGE_SERVER_PORT: "0",
+      URGE_AUTH_JWT_SECRET: "kill9-secret-kill9-secret-kill9-secret",
+      URGE_RATE_LIMIT_ENABLED: "false",
+      URGE_LOG_REQUESTS: "false",
+      URGE_DATABASE_DURABILITY: "full",
+    }
+    if (testPostgresUrl) {
+      const database = await createTestDatabase()
+      cleanups.push(database.drop)
+      env.URGE_DATABASE_URL = database.url
+    }
+    let server = await ChildServer.start(env)
+    cleanups.push(() => server.proc.kill("SIGKILL"))
+    const a = await signUp(server as any, { displayName: "Killer A" })
+    const b = await signUp(server as any, { displayName: "Killer B" })
+    const chat = await server.api("POST", "/api/conversations", {
+      token: a.accessToken,
+      body: { type: "DIRECT", participant_ids: [b.user.id] },
+    })
+    expect(chat.status).toBe(200)
+    const conversationId = chat.body.id
+
+    // 16 clients send one after another; the server is killed once 150 sends are acknowledged.
+    const acked = new Map<string, { id: string; content: string }>()
+    const attempted: { clientId: string; content: string; token: string }[] = []
+    let killed = false
+    const killAt = 150
+    const clients = Array.from({ length: 16 }, async (_, c) => {
+      const user = c % 2 ? a : b
+      for (let i = 0; !killed; i++) {
+        const clientId = `k-${c}-${i}`
+        const content = `load ${c}/${i}`
+        attempted.push({ clientId, content, token: user.accessToken })
+        try {
+          const res = await server.api("POST", "/api/messages", {
+            token: user.accessToken,
+            body: { conversation_id: conversationId, content, client_message_id: clientId },
+          })
+          if (res.status === 200) acked.set(clientId, { id: res.body.id, content })
+        } catch {
+          return // connection refused or reset: the server is gone
+        }
+        if (acked.size >= killAt && !killed) {
+          killed = true
+          await server.kill9()
+        }
+      }
+    })
+    await Promise.all(clients)
+    expect(acked.size).toBeGreaterThanOrEqual(killAt)
+
+    server = await ChildServer.start(env)
+    const allMessages = async () => {
+      const out: any[] = []
+      for (let after = 0; ;) {
+        const page = await server.api(
+          "GET",
+          `/api/conversations/${conversationId}/messages?since_seq=${after}&limit=200`,
+          { token: a.accessToken },
+        )
+        expect(page.status).toBe(200)
+        out.push(...page.body.messages)
+        if (!page.body.has_more) return out
+        after = page.body.messages.at(-1).seq
+      }
+    }
+    const messages = await allMessages()
+    const byId = new Map(messages.map((m) => [m.id, m]))
+    for (const [clientId, m] of acked) {
+      expect({ clientId, content: byId.get(m.id)?.content }).toEqual({ clientId, content: m.content })
+    }
+    // One row per client id, seqs without holes.
+    const clientIds = messages.map((m) => m.client_message_id)
+    expect(new Set(clientIds).size).toBe(clientIds.length)
+    expect(messages.map((m) => m.seq)).toEqual(messages.map((_, i) => i + 1))
+    // Retrying every attempt after the restart (as a client would) creates nothing twice.
+    for (const { clientId, content, token } of attempted) {
+      const res = await server.api("POST", "/api/messages", {
+        token,
+        body: { conversation_id: conversationId, content, client_message_id: clientId },
+      })
+      expect(res.status).toBe(200)
+      if (acked.has(clientId)) expect(res.body.id).toBe(acked.get(clientId)!.id)
+    }
+    const final = await allMessages()
+    expect(final.length).toBe(attempted.length)
+    expect(new Set(final.map((m) => m.client_message_id)).size).toBe(attempted.length)
+    await server.kill9()
+  }, 60_000)
+})
