@@ -4,6 +4,7 @@
  * processes (each process may hold 20,000 open files here).
  * Usage: bun bench/realtime/idle.ts [--sockets=19500] [--only=native,socket.io,bun-bare,node-sio]
  */
+import { loadavg } from "node:os"
 import {
   cpuSeconds,
   type Protocol,
@@ -67,6 +68,7 @@ export async function idleScenario(protocol: Protocol, count: number) {
       serverRssAfterMiB: round(rssAfter / 2 ** 20, 1),
       serverRssPerConnectionKiB: round((rssAfter - rssBefore) / 1024 / Math.max(1, connected), 2),
       clientRssMiB: clientRss.map((m) => round(m.rss / 2 ** 20)),
+      loadavg: round(loadavg()[0]!, 1),
     }
     console.log(JSON.stringify(figure))
     await Promise.all(clients.map((c) => c.request({ cmd: "disconnect" })))

@@ -73,7 +73,10 @@ async function waitForHttp(url: string, child: { exitCode: number | null }, what
 export async function startUrgeServer(env: Record<string, string> = {}): Promise<ServerProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), "urge-bench-"))
   const port = freePort()
-  const child = Bun.spawn([bun, join(root, "cli/main.ts"), "serve"], {
+  // BENCH_PROFILE=<dir>: the server writes a CPU profile (markdown) there when it stops.
+  const profile = process.env.BENCH_PROFILE
+  const flags = profile ? ["--cpu-prof-md", `--cpu-prof-dir=${profile}`] : []
+  const child = Bun.spawn([bun, ...flags, join(root, "cli/main.ts"), "serve"], {
     cwd: root,
     env: {
       ...process.env,

@@ -30,8 +30,17 @@ export function benchDeps(server: ServerProcess): Deps {
   return createDeps(config, { logger: createLogger("warn") })
 }
 
-/** Creates `count` users with one session and access token each. */
-export async function seedUsers(deps: Deps, count: number, prefix = "bench"): Promise<BenchUser[]> {
+/**
+ * Creates `count` users with one session and access token each. `hidePresence` turns their
+ * show_online_status off (a settings row, as the settings API would write it), so connecting them does not
+ * broadcast user:online to every member of their groups.
+ */
+export async function seedUsers(
+  deps: Deps,
+  count: number,
+  options: { prefix?: string; hidePresence?: boolean } = {},
+): Promise<BenchUser[]> {
+  const prefix = options.prefix ?? "bench"
   const users: BenchUser[] = []
   const now = Date.now()
   const chunk = 1000
@@ -67,6 +76,11 @@ export async function seedUsers(deps: Deps, count: number, prefix = "bench"): Pr
           now,
           deps.config.auth.access_token_ttl,
         )
+        if (options.hidePresence)
+          await trx
+            .insertInto("user_settings")
+            .values({ user_id: userId, show_online_status: 0, updated_at: now } as never)
+            .execute()
         users.push({ userId, token })
       }
     })
