@@ -24,7 +24,8 @@ const server = Bun.serve<Data>({
     },
     message(ws, message) {
       const frame = JSON.parse(String(message))
-      if (frame.event === "publish") ws.publish(frame.topic, JSON.stringify({ event: "message:received", data: frame.data }))
+      if (frame.event === "publish")
+        ws.publish(frame.topic, JSON.stringify({ event: "message:received", data: frame.data }))
       ws.send(JSON.stringify({ event: "ack", id: frame.id }))
     },
     idleTimeout: 120,

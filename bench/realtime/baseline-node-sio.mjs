@@ -18,7 +18,9 @@ const http = createServer((req, res) => {
 })
 const io = new Server(http, { serveClient: false, transports: ["websocket", "polling"] })
 io.on("connection", (socket) => {
-  const topics = String(socket.handshake.query.topics ?? "").split(",").filter(Boolean)
+  const topics = String(socket.handshake.query.topics ?? "")
+    .split(",")
+    .filter(Boolean)
   for (const topic of topics) socket.join(topic)
   socket.on("publish", (data, ack) => {
     socket.to(data.target).emit("message:received", data)

@@ -52,7 +52,12 @@ export function freePort(): number {
   return port
 }
 
-async function waitForHttp(url: string, child: { exitCode: number | null }, what: string, timeoutMs = 20_000) {
+async function waitForHttp(
+  url: string,
+  child: { exitCode: number | null },
+  what: string,
+  timeoutMs = 20_000,
+) {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode} before listening`)

@@ -73,7 +73,10 @@ async function startClients(server: ServerProcess, protocol: Protocol, parts: So
     ),
   )
   const failed = results.reduce((n: number, r: any) => n + r.failed, 0)
-  if (failed) throw new Error(`${failed} sockets failed to connect: ${results.find((r: any) => r.firstError)?.firstError}`)
+  if (failed)
+    throw new Error(
+      `${failed} sockets failed to connect: ${results.find((r: any) => r.firstError)?.firstError}`,
+    )
   return clients
 }
 
@@ -107,15 +110,19 @@ export async function directScenario(variant: Variant, sockets: number, rate: nu
     const deps = benchDeps(server)
     const users = await seedUsers(deps, pairs * 2)
     await deps.close()
-    const ids = await pool(Array.from({ length: pairs }, (_, i) => i), 16, async (i) => {
-      const a = users[2 * i]!
-      const b = users[2 * i + 1]!
-      const conversation = await api(server, a.token, "POST", "/api/conversations", {
-        type: "DIRECT",
-        participant_ids: [b.userId],
-      })
-      return conversation.id as string
-    })
+    const ids = await pool(
+      Array.from({ length: pairs }, (_, i) => i),
+      16,
+      async (i) => {
+        const a = users[2 * i]!
+        const b = users[2 * i + 1]!
+        const conversation = await api(server, a.token, "POST", "/api/conversations", {
+          type: "DIRECT",
+          participant_ids: [b.userId],
+        })
+        return conversation.id as string
+      },
+    )
     for (let i = 0; i < pairs; i++) {
       parts[0]!.push(users[2 * i]!)
       parts[1]!.push(users[2 * i + 1]!)
@@ -141,7 +148,13 @@ export async function directScenario(variant: Variant, sockets: number, rate: nu
     // Warm-up: a short run at the same rate, not counted.
     await Promise.all(
       clients.map((c, i) =>
-        c.request({ cmd: "send", via, sends: plans[i]!.slice(0, rate / 2), rate: rate / 2, firstId: 1e9 + i * 1e6 }),
+        c.request({
+          cmd: "send",
+          via,
+          sends: plans[i]!.slice(0, rate / 2),
+          rate: rate / 2,
+          firstId: 1e9 + i * 1e6,
+        }),
       ),
     )
     await Bun.sleep(500)
@@ -322,7 +335,12 @@ if (import.meta.main) {
   for (const variant of variants) {
     try {
       if (which === "direct")
-        await directScenario(variant, Number(arg("sockets", "10000")), Number(arg("rate", "1000")), Number(arg("seconds", "10")))
+        await directScenario(
+          variant,
+          Number(arg("sockets", "10000")),
+          Number(arg("rate", "1000")),
+          Number(arg("seconds", "10")),
+        )
       else if (which === "group")
         await groupScenario(
           variant,
