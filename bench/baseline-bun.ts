@@ -18,3 +18,4 @@ const server = Bun.serve({
   },
 })
 console.log(JSON.stringify({ port: server.port, pid: process.pid }))
+export {}

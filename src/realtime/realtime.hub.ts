@@ -21,7 +21,7 @@ export type OutgoingEvent = {
   /** Typing and presence: dropped first when the socket's send buffer is full, never replayed. */
   volatile: boolean
   /** Encodings computed once per event and shared by every socket of the same protocol. */
-  encoded?: { native?: string }
+  encoded?: { native?: string; socketIo?: unknown[] }
 }
 
 /** One live socket of either protocol, as the hub sees it. */

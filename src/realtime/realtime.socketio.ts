@@ -106,7 +106,18 @@ export function createSocketIoProtocol(deps: Deps, hub: Hub, events: Map<string,
             return connection.close(closeCodes.slowConsumer, "realtime.slow_consumer")
           }
         } else overSince = null
-        socket.emit(event.name, socketIoPayload(event))
+        // Encoded once per event for every Socket.IO socket (socket.emit would stringify per socket), and
+        // written the way Socket.IO's own broadcast writes pre-encoded packets.
+        const packets = ((event.encoded ??= {}).socketIo ??= io.encoder.encode({
+          type: 2, // EVENT
+          nsp: "/",
+          data: [event.name, socketIoPayload(event)],
+        }) as unknown[])
+        if (socket.conn.readyState === "open")
+          (socket.client as unknown as { writeToEngine(p: unknown[], o: object): void }).writeToEngine(
+            packets,
+            {},
+          )
       },
       close(code, reason) {
         if (code === closeCodes.goingAway || code === closeCodes.slowConsumer) {

@@ -1,0 +1,85 @@
+/**
+ * Idle sockets: N authenticated sockets held open on one server instance; server RSS per connection.
+ * The same count against the bare Bun.serve and Node Socket.IO baselines. Clients are split over two load
+ * processes (each process may hold 20,000 open files here).
+ * Usage: bun bench/realtime/idle.ts [--sockets=19500] [--only=native,socket.io,bun-bare,node-sio]
+ */
+import { loadavg } from "node:os"
+import {
+  cpuSeconds,
+  type Protocol,
+  round,
+  rssBytes,
+  type ServerProcess,
+  split,
+  startBaselineServer,
+  startLoadClient,
+  startUrgeServer,
+} from "./lib.ts"
+import { benchDeps, seedUsers } from "./seed.ts"
+
+const arg = (name: string, fallback: string) =>
+  process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback
+const sockets = Number(arg("sockets", "19500"))
+const only = arg("only", "native,socket.io,bun-bare,node-sio").split(",") as Protocol[]
+
+/** Connects `sockets` idle sockets of `protocol` and reports the server's RSS growth per connection. */
+export async function idleScenario(protocol: Protocol, count: number) {
+  let server: ServerProcess
+  let specs: { userId: string; token?: string; topics?: string[] }[]
+  if (protocol === "native" || protocol === "socket.io") {
+    server = await startUrgeServer()
+    const deps = benchDeps(server)
+    specs = await seedUsers(deps, count)
+    await deps.close()
+  } else {
+    server = await startBaselineServer(protocol)
+    specs = Array.from({ length: count }, (_, i) => ({ userId: `u${i}`, topics: [`u${i}`] }))
+  }
+  const clients = [startLoadClient("idle-a"), startLoadClient("idle-b")]
+  try {
+    await Bun.sleep(1000)
+    const rssBefore = rssBytes(server.pid)
+    const cpuBefore = cpuSeconds(server.pid)
+    const parts = split(specs, clients.length)
+    const results = await Promise.all(
+      clients.map((client, i) =>
+        client.request({ cmd: "connect", protocol, url: server.url, sockets: parts[i]!, concurrency: 200 }),
+      ),
+    )
+    const connected = results.reduce((n, r) => n + r.connected, 0)
+    const failed = results.reduce((n, r) => n + r.failed, 0)
+    const connectMs = Math.max(...results.map((r) => r.ms))
+    const cpuConnect = cpuSeconds(server.pid) - cpuBefore
+    // Let the connect burst's garbage settle before reading RSS.
+    await Bun.sleep(5000)
+    const rssAfter = rssBytes(server.pid)
+    const clientRss = await Promise.all(clients.map((c) => c.request({ cmd: "memory" })))
+    const figure = {
+      protocol,
+      server: server.kind,
+      connected,
+      failed,
+      firstError: results.find((r) => r.firstError)?.firstError,
+      connectSeconds: round(connectMs / 1000, 1),
+      connectsPerSecond: Math.round((connected * 1000) / connectMs),
+      serverCpuMsPerConnect: round((cpuConnect * 1000) / Math.max(1, connected), 3),
+      serverRssBeforeMiB: round(rssBefore / 2 ** 20, 1),
+      serverRssAfterMiB: round(rssAfter / 2 ** 20, 1),
+      serverRssPerConnectionKiB: round((rssAfter - rssBefore) / 1024 / Math.max(1, connected), 2),
+      clientRssMiB: clientRss.map((m) => round(m.rss / 2 ** 20)),
+      loadavg: round(loadavg()[0]!, 1),
+    }
+    console.log(JSON.stringify(figure))
+    await Promise.all(clients.map((c) => c.request({ cmd: "disconnect" })))
+    return figure
+  } finally {
+    await Promise.all(clients.map((c) => c.stop()))
+    await server.stop()
+  }
+}
+
+if (import.meta.main) {
+  console.error(`idle: ${sockets} sockets per server; ${new Date().toISOString()}`)
+  for (const protocol of only) await idleScenario(protocol, sockets)
+}

@@ -1,0 +1,97 @@
+/**
+ * Seeds a bench server's database with users, each with one live session and an access token, through the
+ * same repository and token functions the auth service uses (signing up 20,000 users through the SMS-code API
+ * would only measure the sign-up path). The server has already migrated the database.
+ */
+import { insertUser } from "../../src/accounts/users.repository.ts"
+import { insertSession } from "../../src/auth/sessions.repository.ts"
+import { hashRefreshToken, newRefreshSalt, refreshTokenFor, signAccessToken } from "../../src/auth/tokens.ts"
+import { loadConfig } from "../../src/config.ts"
+import { createDeps, type Deps } from "../../src/deps.ts"
+import { createLogger } from "../../src/logger.ts"
+import { benchSecret, type ServerProcess } from "./lib.ts"
+
+/** A seeded user: id and an access token (valid for the run). */
+export type BenchUser = { userId: string; token: string }
+
+/** Opens deps on the bench server's database (SQLite in its data dir), for seeding only. */
+export function benchDeps(server: ServerProcess): Deps {
+  const config = loadConfig({
+    env: {},
+    overrides: {
+      "data.dir": server.dataDir!,
+      "database.url": "",
+      "auth.jwt_secret": benchSecret,
+      "auth.access_token_ttl": "6h",
+      "database.durability": "normal",
+      "log.level": "warn",
+    },
+  })
+  return createDeps(config, { logger: createLogger("warn") })
+}
+
+/**
+ * Creates `count` users with one session and access token each. `hidePresence` turns their
+ * show_online_status off (a settings row, as the settings API would write it), so connecting them does not
+ * broadcast user:online to every member of their groups.
+ */
+export async function seedUsers(
+  deps: Deps,
+  count: number,
+  options: { prefix?: string; hidePresence?: boolean } = {},
+): Promise<BenchUser[]> {
+  const prefix = options.prefix ?? "bench"
+  const users: BenchUser[] = []
+  const now = Date.now()
+  const chunk = 1000
+  for (let start = 0; start < count; start += chunk) {
+    await deps.database.db.transaction().execute(async (trx) => {
+      for (let i = start; i < Math.min(count, start + chunk); i++) {
+        const userId = Bun.randomUUIDv7()
+        const sessionId = Bun.randomUUIDv7()
+        // Phone numbers unique per run (the prefix keeps runs on one database apart).
+        const phone = `+1999${String(hash(prefix) % 1000).padStart(3, "0")}${String(i).padStart(6, "0")}`
+        await insertUser(trx, {
+          id: userId,
+          phone_number: phone,
+          display_name: `${prefix} ${i}`,
+          email: null,
+          password_hash: null,
+          is_verified: true,
+          now,
+        })
+        const salt = newRefreshSalt()
+        await insertSession(trx, {
+          id: sessionId,
+          user_id: userId,
+          refresh_token_hash: hashRefreshToken(refreshTokenFor(deps.jwtSecret, sessionId, salt)),
+          refresh_salt: salt,
+          device_name: "bench",
+          platform: "bench",
+          ip: "127.0.0.1",
+          now,
+          expires_at: now + deps.config.auth.refresh_token_ttl * 1000,
+        })
+        const token = signAccessToken(
+          deps.jwtSecret,
+          { sub: userId, role: "REGULAR", sid: sessionId },
+          now,
+          deps.config.auth.access_token_ttl,
+        )
+        if (options.hidePresence)
+          await trx
+            .insertInto("user_settings")
+            .values({ user_id: userId, show_online_status: 0, updated_at: now } as never)
+            .execute()
+        users.push({ userId, token })
+      }
+    })
+  }
+  return users
+}
+
+function hash(text: string): number {
+  let h = 0
+  for (const c of text) h = (h * 31 + c.charCodeAt(0)) >>> 0
+  return h
+}
