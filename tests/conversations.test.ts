@@ -203,6 +203,14 @@ describe("the conversation list", () => {
     const members = (await server.api("GET", `/api/conversations/${g}`, { token: u!.accessToken })).body
       .participants
     expect(members.map((p: any) => p.id)).not.toContain(w!.user.id)
+    // Leaving a group this way is leaving the group: the others see why, and the founder must hand over first.
+    const history = await server.api("GET", `/api/conversations/${g}/messages`, { token: u!.accessToken })
+    expect(history.body.messages.at(-1)).toMatchObject({
+      message_type: "SYSTEM",
+      content: expect.stringContaining("left the group"),
+    })
+    const founder = await server.api("DELETE", `/api/conversations/${g}`, { token: u!.accessToken })
+    expect(founder.status).toBe(403)
 
     const d = await directChat(server, u!, v!)
     await send(server, v!, d, "hi")

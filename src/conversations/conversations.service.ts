@@ -1,3 +1,4 @@
+import { leaveGroup } from "../groups/groups.service.ts"
 import { iso } from "../clock.ts"
 import type { Deps } from "../deps.ts"
 import { badRequest, forbidden, notFound } from "../errors.ts"
@@ -412,47 +413,22 @@ function announceMembers(
 }
 
 /**
- * `DELETE /conversations/:id`. A GROUP member leaves (their membership row goes). A DIRECT chat is "deleted
- * for me": history cleared and out of the list until the other person writes again, so the pair stays
- * reachable and keeps one conversation.
+ * `DELETE /conversations/:id`. In a GROUP it is leaving the group, with the same rules and system message as
+ * `POST /groups/:id/leave` (the founder must hand over first). A DIRECT chat is "deleted for me": history
+ * cleared and out of the list until the other person writes again, so the pair stays reachable and keeps one
+ * conversation.
  */
 export async function leaveConversation(deps: Deps, userId: string, conversationId: string) {
-  const { db, dialect } = deps.database
   const membership = await requireMembership(deps, conversationId, userId, { hide: true })
-  const now = deps.clock.now()
-  if (membership.type === "DIRECT") {
-    await changeMemberState(deps, userId, membership, {
-      hidden: true,
-      archived: false,
-      cleared_seq: Number(membership.last_seq),
-      last_read_seq: Math.max(Number(membership.last_read_seq), Number(membership.last_seq)),
-    })
+  if (membership.type === "GROUP") {
+    await leaveGroup(deps, userId, conversationId)
     return { success: true, message: "Left conversation" }
   }
-  const positions = await db.transaction().execute(async (trx) => {
-    await trx
-      .deleteFrom("conversation_members")
-      .where("conversation_id", "=", conversationId)
-      .where("user_id", "=", userId)
-      .execute()
-    return appendChanges(
-      trx,
-      dialect,
-      [
-        { conversationId, kind: "member.removed", data: { user_id: userId } },
-        // The leaver no longer sees the conversation's rows: tell them on their own.
-        { conversationId, userId, kind: "member.removed", data: { user_id: userId } },
-      ],
-      now,
-    )
-  })
-  announceMembers(deps, conversationId, [], [userId], positions)
-  deps.events.emit({
-    type: "conversation",
-    conversationId,
-    name: "conversation:member_removed",
-    data: { conversation_id: conversationId, conversationId, user_ids: [userId], userIds: [userId] },
-    cursor: encodeCursor(positions[0]!),
+  await changeMemberState(deps, userId, membership, {
+    hidden: true,
+    archived: false,
+    cleared_seq: Number(membership.last_seq),
+    last_read_seq: Math.max(Number(membership.last_read_seq), Number(membership.last_seq)),
   })
   return { success: true, message: "Left conversation" }
 }

@@ -374,7 +374,8 @@ export async function updateGroup(deps: Deps, userId: string, groupId: string, i
   return renderGroup(deps, userId, groupId, membership.role)
 }
 
-const deletedMessage = "This group has been deleted by the founder"
+/** What members are told when the founder deletes a group (live and on resume). */
+export const groupDeletedMessage = "This group has been deleted by the founder"
 
 /**
  * `DELETE /groups/:id` (FOUNDER): removes the group and everything in it (messages, settings, events, requests
@@ -400,7 +401,7 @@ export async function deleteGroup(deps: Deps, userId: string, groupId: string) {
         conversationId: groupId,
         userId: u,
         kind: "group.deleted" as const,
-        data: { group_id: groupId, message: deletedMessage },
+        data: { group_id: groupId, message: groupDeletedMessage },
       })),
       now,
     )
@@ -417,7 +418,7 @@ export async function deleteGroup(deps: Deps, userId: string, groupId: string) {
       groupId,
       conversation_id: groupId,
       conversationId: groupId,
-      message: deletedMessage,
+      message: groupDeletedMessage,
     },
     cursor: positions.length ? encodeCursor(Math.max(...positions)) : undefined,
   })

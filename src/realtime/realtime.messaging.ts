@@ -1,3 +1,4 @@
+import { groupDeletedMessage } from "../groups/groups.service.ts"
 import type { Deps } from "../deps.ts"
 import { badRequest } from "../errors.ts"
 import { type SendMessageInput, sendMessage, setMessageStatus } from "../messages/messages.service.ts"
@@ -89,6 +90,11 @@ export function changeAsEvent(change: SyncChange): { name: string; data: Record<
       return {
         name: "conversation:receipt",
         data: { conversation_id: conversationId, conversationId, ...data },
+      }
+    case "group.deleted":
+      return {
+        name: "group:deleted",
+        data: { group_id: conversationId, message: groupDeletedMessage },
       }
     default:
       return { name: "sync:change", data: { type: change.type, conversation_id: conversationId, data } }
