@@ -10,7 +10,7 @@ import { bun } from "./lib.ts"
 const out = process.argv.find((a) => a.endsWith(".jsonl")) ?? `/tmp/urge-bench-realtime-${Date.now()}.jsonl`
 const quick = process.argv.includes("--quick")
 const dir = import.meta.dir
-const all = "native:rest,socket.io:rest,bun-bare:ws,node-sio:ws"
+const all = "native:ws,native:rest,socket.io:ws,socket.io:rest,bun-bare:ws,node-sio:ws"
 
 const steps: string[][] = quick
   ? [
