@@ -1,3 +1,4 @@
+import { conversationIdsOf } from "../conversations/conversations.repository.ts"
 import { touchLastSeen } from "../accounts/users.repository.ts"
 import type { Deps } from "../deps.ts"
 import type { DomainEvent } from "../events.ts"
@@ -6,7 +7,6 @@ import {
   isMember,
   listBlockedEitherWay,
   listEndedSessionIds,
-  listMemberConversationIds,
   listPresenceConversationIds,
   setLastSeenMany,
   showsOnlineStatus,
@@ -386,7 +386,7 @@ export function createHub(deps: Deps, instance: string) {
           announced: false,
           presenceChain: Promise.resolve(),
         }
-        created.loaded = listMemberConversationIds(db, userId).then(
+        created.loaded = conversationIdsOf(db, userId).then(
           (ids) => {
             for (const id of ids) indexAdd(created, id)
             for (const change of created.pending ?? [])

@@ -1,16 +1,6 @@
 import type { Kysely } from "kysely"
 import type { Database } from "../db/schema.ts"
 
-/** The conversations a user is a member of (the hub's delivery index for that user). */
-export async function listMemberConversationIds(db: Kysely<Database>, userId: string): Promise<string[]> {
-  const rows = await db
-    .selectFrom("conversation_members")
-    .select("conversation_id")
-    .where("user_id", "=", userId)
-    .execute()
-  return rows.map((r) => r.conversation_id)
-}
-
 /** Whether the user is a member of the conversation (the index's fallback for a change not seen yet). */
 export async function isMember(
   db: Kysely<Database>,
