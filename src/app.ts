@@ -5,6 +5,7 @@ import type { Deps } from "./deps.ts"
 import { AppError } from "./errors.ts"
 import { docsPlugin } from "./http/docs.plugin.ts"
 import { errorsPlugin } from "./http/errors.plugin.ts"
+import { carryPeer } from "./http/peer.ts"
 import { type InFlight, requestsPlugin } from "./http/requests.plugin.ts"
 import { healthRoutes } from "./health/health.routes.ts"
 import { authRoutes } from "./auth/auth.routes.ts"
@@ -46,11 +47,13 @@ export function createApp(deps: Deps, inFlight: InFlight = { count: 0 }, realtim
   const self: { app?: { handle(request: Request): Promise<Response> } } = {}
   const app = new Elysia({ name: "urge" })
     // The app's production build calls the API without /api: answer it as if it had.
-    .onRequest(({ request }) => {
+    .onRequest(({ request, server }) => {
       const url = request.url
       const pathStart = url.indexOf("/", url.indexOf("//") + 2)
       if (rootPath.test(url.slice(pathStart, url.indexOf("?", pathStart) >>> 0))) return
-      return self.app!.handle(new Request(url.slice(0, pathStart) + "/api" + url.slice(pathStart), request))
+      const aliased = new Request(url.slice(0, pathStart) + "/api" + url.slice(pathStart), request)
+      carryPeer(request, aliased, server)
+      return self.app!.handle(aliased)
     })
     // Before the request log and in-flight count: an upgrade or a held long-poll is not a request to wait for.
     .onRequest(({ request, server }) => realtimePaths?.(request, server!))

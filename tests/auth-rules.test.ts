@@ -362,6 +362,21 @@ describe("rate limits", () => {
     expect(Number(over.headers.get("retry-after"))).toBeGreaterThan(0)
   })
 
+  test("per IP through the root alias (the app's production base URL has no /api), without a proxy", async () => {
+    const direct = await startTestServer({
+      config: { "rate_limit.enabled": true, "rate_limit.login_per_ip": "2/1m" },
+    })
+    try {
+      const login = () =>
+        direct.api("POST", "/auth/login", { body: { phone_number: "+15550000002", password: "whatever1" } })
+      expect((await login()).status).toBe(401)
+      expect((await login()).status).toBe(401)
+      expect((await login()).status).toBe(429)
+    } finally {
+      await direct.stop()
+    }
+  })
+
   test("defaults are on", async () => {
     const { loadConfig } = await import("../src/config.ts")
     const config = loadConfig({ env: {} })

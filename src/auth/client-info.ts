@@ -1,5 +1,6 @@
 import type { Server } from "bun"
 import type { Deps } from "../deps.ts"
+import { peerAddress } from "../http/peer.ts"
 import { bearerToken, verifyAccessToken } from "./auth.plugin.ts"
 import type { ClientInfo } from "./auth.service.ts"
 
@@ -13,7 +14,7 @@ export function clientIp(deps: Deps, request: Request, server: Server<unknown> |
     const last = forwarded?.split(",").at(-1)?.trim()
     if (last) return last.slice(0, 64)
   }
-  return server?.requestIP(request)?.address ?? null
+  return peerAddress(request, server)
 }
 
 /** Where a request comes from: IP, user agent and the optional device fields of a login body. */
