@@ -173,7 +173,7 @@ export async function updateMemberState(
     .execute()
 }
 
-/** Moves a member's read (and delivered) watermark forward to `seq`; returns the previous read watermark, or null when nothing moved. */
+/** Moves a member's read (and delivered) watermark forward to `seq`; never backwards. */
 export async function advanceRead(
   db: Kysely<Database>,
   conversationId: string,
