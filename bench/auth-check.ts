@@ -3,31 +3,12 @@
  * Run: bun bench/auth-check.ts (SQLite in a temp directory), or with URGE_TEST_DATABASE_URL set to a Postgres
  * server (a fresh database is created and dropped, as in the tests).
  */
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { scratchDeps } from "./lib.ts"
 import { verifyAccessToken } from "../src/auth/auth.plugin.ts"
 import { register } from "../src/auth/auth.service.ts"
 import { decodeAccessToken } from "../src/auth/tokens.ts"
-import { loadConfig } from "../src/config.ts"
-import { migrateUp } from "../src/db/migrate.ts"
-import { createDeps } from "../src/deps.ts"
-import { createLogger } from "../src/logger.ts"
-import { createTestDatabase, testPostgresUrl } from "../tests/helpers/server.ts"
 
-const database = testPostgresUrl ? await createTestDatabase() : null
-const dir = mkdtempSync(join(tmpdir(), "urge-bench-"))
-const config = loadConfig({
-  env: {},
-  overrides: {
-    "data.dir": dir,
-    "database.url": database?.url ?? "",
-    "auth.jwt_secret": "bench-secret",
-    "rate_limit.enabled": false,
-  },
-})
-const deps = createDeps(config, { logger: createLogger("error") })
-await migrateUp(deps.database.db)
+const { deps, close } = await scratchDeps()
 const phone = `+1555${String(Date.now() % 1e8).padStart(8, "0")}`
 const { access_token } = await register(deps, { phone }, { ip: null, userAgent: null })
 
@@ -52,6 +33,4 @@ for (let i = 0; i < total / 100; i++)
 console.log(
   `${"full check, 100 concurrent".padEnd(46)} ${(((performance.now() - start) * 1000) / total).toFixed(2).padStart(8)} µs/check  (throughput view)`,
 )
-await deps.close()
-rmSync(dir, { recursive: true, force: true })
-await database?.drop()
+await close()

@@ -4,31 +4,12 @@
  * Run: bun bench/groups.ts (SQLite in a temp directory), or with URGE_TEST_DATABASE_URL set to a Postgres
  * server (a fresh database is created and dropped, as in the tests).
  */
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { scratchDeps } from "./lib.ts"
 import { register } from "../src/auth/auth.service.ts"
-import { loadConfig } from "../src/config.ts"
 import { findMembership } from "../src/conversations/conversations.repository.ts"
-import { migrateUp } from "../src/db/migrate.ts"
-import { createDeps } from "../src/deps.ts"
 import { assertCanPostInGroup, createGroup, getGroup } from "../src/groups/groups.service.ts"
-import { createLogger } from "../src/logger.ts"
-import { createTestDatabase, testPostgresUrl } from "../tests/helpers/server.ts"
 
-const database = testPostgresUrl ? await createTestDatabase() : null
-const dir = mkdtempSync(join(tmpdir(), "urge-bench-"))
-const config = loadConfig({
-  env: {},
-  overrides: {
-    "data.dir": dir,
-    "database.url": database?.url ?? "",
-    "auth.jwt_secret": "bench-secret",
-    "rate_limit.enabled": false,
-  },
-})
-const deps = createDeps(config, { logger: createLogger("error") })
-await migrateUp(deps.database.db)
+const { deps, close } = await scratchDeps()
 
 const size = Number(process.env.GROUP_SIZE ?? 500)
 const userIds: string[] = []
@@ -56,6 +37,4 @@ await time("only_admins_can_post check (member, setting off)", 20000, () =>
 )
 await time(`GET /groups/:id render (${size} members)`, 200, () => getGroup(deps, userIds[1]!, group.id))
 
-await deps.close()
-rmSync(dir, { recursive: true, force: true })
-if (database) await database.drop()
+await close()

@@ -2,11 +2,15 @@
  * Shared pieces of the messaging benchmarks: where generated data lives, opening it with the product's own
  * config and database code, Postgres database management, latency statistics and a keep-alive load runner.
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
-import { cpus, totalmem } from "node:os"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { cpus, tmpdir, totalmem } from "node:os"
 import { join, resolve } from "node:path"
 import pg from "pg"
 import { type Config, type ConfigKey, loadConfig } from "../src/config.ts"
+import { migrateUp } from "../src/db/migrate.ts"
+import { createDeps, type Deps } from "../src/deps.ts"
+import { createLogger } from "../src/logger.ts"
+import { createTestDatabase, testPostgresUrl } from "../tests/helpers/server.ts"
 
 /** Where generated data and working copies go (git-ignored). */
 export const outDir = resolve(import.meta.dir, "out")
@@ -216,4 +220,32 @@ export function args(): Record<string, string> {
     else out[k] = "true"
   }
   return out
+}
+
+/**
+ * Deps on a scratch database for in-process micro-benchmarks: a temp SQLite directory, or a fresh Postgres
+ * database when URGE_TEST_DATABASE_URL is set (as in the tests); migrated, rate limits off. `close` removes it.
+ */
+export async function scratchDeps(): Promise<{ deps: Deps; close(): Promise<void> }> {
+  const database = testPostgresUrl ? await createTestDatabase() : null
+  const dir = mkdtempSync(join(tmpdir(), "urge-bench-"))
+  const config = loadConfig({
+    env: {},
+    overrides: {
+      "data.dir": dir,
+      "database.url": database?.url ?? "",
+      "auth.jwt_secret": "bench-secret",
+      "rate_limit.enabled": false,
+    },
+  })
+  const deps = createDeps(config, { logger: createLogger("error") })
+  await migrateUp(deps.database.db)
+  return {
+    deps,
+    async close() {
+      await deps.close()
+      rmSync(dir, { recursive: true, force: true })
+      await database?.drop()
+    },
+  }
 }
