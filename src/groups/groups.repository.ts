@@ -1,7 +1,5 @@
 import { type Kysely, type Selectable, sql } from "kysely"
 import type { MemberRole } from "../conversations/conversations.tables.ts"
-import type { DatabaseHandle } from "../db/database.ts"
-import { readQuery } from "../db/read-query.ts"
 import type { Database } from "../db/schema.ts"
 import type { AttendanceStatus, JoinRequestStatus } from "./groups.tables.ts"
 
@@ -25,16 +23,6 @@ export async function findGroup(db: Kysely<Database>, id: string): Promise<Group
 export async function conversationType(db: Kysely<Database>, id: string) {
   const row = await db.selectFrom("conversations").select("type").where("id", "=", id).executeTakeFirst()
   return row?.type
-}
-
-const postingQuery = readQuery<{ only_admins_can_post: number | boolean }>(
-  "select only_admins_can_post from group_settings where conversation_id = ?",
-)
-
-/** Whether only admins may post in this group (false when its settings row is not created yet: the default). */
-export async function onlyAdminsCanPost(h: DatabaseHandle, conversationId: string): Promise<boolean> {
-  const [row] = await postingQuery(h, [conversationId])
-  return !!row?.only_admins_can_post
 }
 
 /** The group's settings, created with the defaults and a fresh invite code when missing (groups made by `POST /conversations`). */

@@ -32,7 +32,6 @@ import {
   listMemberRows,
   memberRole,
   newInviteCode,
-  onlyAdminsCanPost,
   openJoinRequests,
   setMemberRole,
   type SettingsPatch,
@@ -96,16 +95,6 @@ export async function requireGroupMember(
   if (options.hide || (await conversationType(deps.database.db, groupId)) !== "GROUP")
     throw groupErrors.notFound()
   throw groupErrors.notMember()
-}
-
-/**
- * The send-path rule of `only_admins_can_post` (called by `sendMessage` for group members): when it is on,
- * only the FOUNDER and co-founders may post.
- */
-export async function assertCanPostInGroup(deps: Deps, membership: MembershipView): Promise<void> {
-  if (membership.type !== "GROUP" || isAdminRole(membership.role)) return
-  if (await onlyAdminsCanPost(deps.database, membership.id))
-    throw forbidden("group.admins_only", "Only the Founder and Co-founders can send messages in this group")
 }
 
 // ---------------------------------------------------------------------------------------------- views

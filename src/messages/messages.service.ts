@@ -1,9 +1,7 @@
 import { requireMembership } from "../conversations/conversations.access.ts"
-import { assertCanPostInGroup } from "../groups/groups.service.ts"
 import {
   advanceDelivered,
   advanceRead,
-  blockBetween,
   type MembershipView,
 } from "../conversations/conversations.repository.ts"
 import { type BatchOutcome, createWriteBatcher, type WriteBatcher } from "../db/write-batcher.ts"
@@ -112,14 +110,7 @@ export async function sendMessage(
   // REST validates this in its schema; the socket path arrives here unchecked.
   if (content.length > maxContentLength)
     throw badRequest("message.too_long", `content is longer than ${maxContentLength} characters`)
-  const membership = await requireMembership(deps, conversationId, userId)
-  if (clientMessageId) {
-    const existing = await findByClientId(deps.database, userId, clientMessageId)
-    if (existing)
-      return { message: await serializeOne(deps.database, existing, userId), created: false, cursor: null }
-  }
-  await assertCanPost(deps, membership, userId)
-  await assertCanPostInGroup(deps, membership) // groups: only_admins_can_post (src/groups)
+  // Who may post, and whether this client id was already stored, are checked inside the send transaction.
   const replyToId = str(input.reply_to_id) ?? str(input.replyToId)
   let reply: ReplyPreview | null = null
   if (replyToId) {
@@ -154,20 +145,6 @@ export async function sendMessage(
     }
     throw error
   }
-}
-
-/**
- * Who may post: in a DIRECT chat, nobody once either side blocked the other (CONTRACT §2.4 messages, A3).
- * (Group posting settings belong to the groups feature.)
- */
-async function assertCanPost(deps: Deps, membership: MembershipView, userId: string): Promise<void> {
-  if (membership.type !== "DIRECT" || !membership.direct_key) return
-  const other = membership.direct_key.split(" ").find((id) => id !== userId)
-  if (!other) return
-  const block = await blockBetween(deps.database, userId, other)
-  if (block === "blocked_them")
-    throw forbidden("message.blocked", "You have blocked this user. Unblock them to send messages.")
-  if (block === "blocked_me") throw forbidden("message.blocked", "You cannot send messages to this user.")
 }
 
 /** Commits a batch of sends (see `storeSends`), then answers each and announces `message:received`. */

@@ -1,7 +1,8 @@
 import { sql } from "kysely"
 import { conversationErrors } from "../conversations/conversations.access.ts"
 import type { Deps } from "../deps.ts"
-import type { AppError } from "../errors.ts"
+import { type AppError, forbidden } from "../errors.ts"
+import { isAdminRole } from "../groups/groups.roles.ts"
 import { appendChanges } from "../sync/sync.repository.ts"
 import type { MessageType } from "./messages.tables.ts"
 
@@ -34,8 +35,46 @@ export type SenderProfile = { display_name: string | null; phone_number: string;
 export type StoreResult = { outcomes: StoreOutcome[]; senders: Map<string, SenderProfile> }
 
 /**
- * Writes a batch of sends in one transaction and returns once it committed: re-checks membership, resolves
- * client ids already stored or repeated in the batch, assigns seqs, inserts, advances the senders' own read
+ * Who may post, read inside the send transaction for each (conversation, sender): the conversation's type,
+ * the sender's role (null: not a member), the group's only_admins_can_post, and blocks either way in a
+ * DIRECT chat. Written over `t.c` / `t.u` so SQLite binds them per item and Postgres joins a whole batch.
+ */
+const accessColumns = `c.type, cm.role, gs.only_admins_can_post as admins_only,
+  exists(select 1 from conversation_members o join user_blocks b on b.blocker_id = t.u and b.blocked_id = o.user_id
+    where c.type = 'DIRECT' and o.conversation_id = c.id and o.user_id <> t.u) as blocked_them,
+  exists(select 1 from conversation_members o join user_blocks b on b.blocker_id = o.user_id and b.blocked_id = t.u
+    where c.type = 'DIRECT' and o.conversation_id = c.id and o.user_id <> t.u) as blocked_me`
+const accessJoins = `join conversations c on c.id = t.c
+  left join conversation_members cm on cm.conversation_id = t.c and cm.user_id = t.u
+  left join group_settings gs on gs.conversation_id = t.c`
+
+type AccessRow = {
+  type: string
+  role: string | null
+  admins_only: boolean | number | null
+  blocked_them: boolean | number
+  blocked_me: boolean | number
+}
+
+/** 404/403 when the sender is not in the conversation (checked before a duplicate client id is answered). */
+function membershipRefusal(row: AccessRow | undefined | null): AppError | null {
+  if (!row) return conversationErrors.notFound()
+  return row.role === null ? conversationErrors.notMember() : null
+}
+
+/** 403 when a member may not post: a block either way in a DIRECT chat (CONTRACT A3), or an admins-only group. */
+function postingRefusal(row: AccessRow): AppError | null {
+  if (row.blocked_them)
+    return forbidden("message.blocked", "You have blocked this user. Unblock them to send messages.")
+  if (row.blocked_me) return forbidden("message.blocked", "You cannot send messages to this user.")
+  if (row.type === "GROUP" && row.admins_only && !isAdminRole(row.role!))
+    return forbidden("group.admins_only", "Only the Founder and Co-founders can send messages in this group")
+  return null
+}
+
+/**
+ * Writes a batch of sends in one transaction and returns once it committed: checks who may post (so a send
+ * costs no read before it is queued), resolves client ids already stored or repeated in the batch, assigns seqs, inserts, advances the senders' own read
  * watermarks, appends the feed rows last. Ids are UUIDv7 taken in commit order (so id order follows seq).
  * SQLite runs it as prepared bun:sqlite statements with no await in between (one synchronous transaction
  * while holding Kysely's connection); Postgres as a few set-based statements whatever the batch size.
@@ -59,8 +98,8 @@ async function storeSqlite(deps: Deps, items: StoreItem[], owners: (number | nul
   const s = deps.database.sqlite!
   // Holding Kysely's (single) connection keeps every other query out of this transaction.
   return deps.database.db.connection().execute(async () => {
-    const isMember = s.query<unknown, [string, string]>(
-      "select 1 from conversation_members where conversation_id = ? and user_id = ?",
+    const access = s.query<AccessRow, [string, string]>(
+      `select ${accessColumns} from (select ?1 as c, ?2 as u) t ${accessJoins}`,
     )
     const stored = s.query<{ id: string }, [string, string]>(
       "select id from messages where sender_id = ? and client_message_id = ?",
@@ -91,14 +130,15 @@ async function storeSqlite(deps: Deps, items: StoreItem[], owners: (number | nul
       items.forEach((item, index) => {
         if (owners[index] !== null)
           return void (outcomes[index] = { kind: "duplicate", ownerIndex: owners[index]! })
-        if (!isMember.get(item.conversationId, item.senderId))
-          return void (outcomes[index] = { kind: "error", error: conversationErrors.notMember() })
+        const row = access.get(item.conversationId, item.senderId)
+        const notMember = membershipRefusal(row)
+        if (notMember) return void (outcomes[index] = { kind: "error", error: notMember })
         if (item.clientMessageId && stored.get(item.senderId, item.clientMessageId))
           return void (outcomes[index] = { kind: "duplicate", ownerIndex: null })
+        const refused = postingRefusal(row!)
+        if (refused) return void (outcomes[index] = { kind: "error", error: refused })
         const id = Bun.randomUUIDv7()
-        const row = bump.get(id, now, item.conversationId)
-        if (!row) return void (outcomes[index] = { kind: "error", error: conversationErrors.notFound() })
-        const seq = Number(row.last_seq)
+        const seq = Number(bump.get(id, now, item.conversationId)!.last_seq)
         insert.run(
           id,
           item.conversationId,
@@ -137,13 +177,12 @@ async function storePostgres(deps: Deps, items: StoreItem[], owners: (number | n
   const { db, dialect } = deps.database
   return db.transaction().execute(async (trx) => {
     const outcomes: StoreOutcome[] = []
-    const pairs = items.map((i) => [i.conversationId, i.senderId] as const)
-    const members = await sql<{ conversation_id: string; user_id: string }>`
-      select conversation_id, user_id from conversation_members
-      where (conversation_id, user_id) in (select * from unnest(${pairs.map((p) => p[0])}::text[], ${pairs.map((p) => p[1])}::text[]))`.execute(
-      trx,
-    )
-    const isMember = new Set(members.rows.map((r) => `${r.conversation_id}\n${r.user_id}`))
+    const key = (conversationId: string, userId: string) => `${conversationId}\n${userId}`
+    const accessRows = await sql<AccessRow & { c: string; u: string }>`
+      select t.c, t.u, ${sql.raw(accessColumns)}
+      from unnest(${items.map((i) => i.conversationId)}::text[], ${items.map((i) => i.senderId)}::text[]) as t(c, u)
+      ${sql.raw(accessJoins)}`.execute(trx)
+    const accessOf = new Map(accessRows.rows.map((r) => [key(r.c, r.u), r]))
     const withClientId = items.filter((i) => i.clientMessageId)
     const already = new Set<string>()
     if (withClientId.length) {
@@ -156,12 +195,15 @@ async function storePostgres(deps: Deps, items: StoreItem[], owners: (number | n
     }
     const fresh: number[] = []
     items.forEach((item, index) => {
-      if (owners[index] !== null) outcomes[index] = { kind: "duplicate", ownerIndex: owners[index]! }
-      else if (!isMember.has(`${item.conversationId}\n${item.senderId}`))
-        outcomes[index] = { kind: "error", error: conversationErrors.notMember() }
-      else if (item.clientMessageId && already.has(`${item.senderId}\n${item.clientMessageId}`))
-        outcomes[index] = { kind: "duplicate", ownerIndex: null }
-      else fresh.push(index)
+      if (owners[index] !== null) return void (outcomes[index] = { kind: "duplicate", ownerIndex: owners[index]! })
+      const row = accessOf.get(key(item.conversationId, item.senderId))
+      const notMember = membershipRefusal(row)
+      if (notMember) return void (outcomes[index] = { kind: "error", error: notMember })
+      if (item.clientMessageId && already.has(key(item.senderId, item.clientMessageId)))
+        return void (outcomes[index] = { kind: "duplicate", ownerIndex: null })
+      const refused = postingRefusal(row!)
+      if (refused) return void (outcomes[index] = { kind: "error", error: refused })
+      fresh.push(index)
     })
     // Ids in commit order; then one UPDATE … RETURNING for every conversation's seqs (rows locked in id
     // order, so two instances batching the same conversations cannot deadlock).
