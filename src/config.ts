@@ -144,7 +144,7 @@ const fields = {
   "database.durability": {
     parse: oneOf("full", "normal"),
     default: "full",
-    doc: 'SQLite: "full" survives power loss (fsync per commit, concurrent writes committed together); "normal" survives a crash of the process.',
+    doc: 'SQLite: "full" survives power loss (no write is acknowledged before it is fsynced; concurrent sends share one commit and one fsync, taken off the event loop); "normal" survives a crash of the process.',
   },
   "database.busy_timeout": {
     parse: int(0, 600_000),

@@ -43,6 +43,7 @@ export async function startServer(deps: Deps): Promise<RunningServer> {
   const host = config.server.host === "0.0.0.0" ? "localhost" : config.server.host
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`
   logger.info("listening", { url, database: deps.database.dialect })
+  deps.database.wal?.startCheckpointer()
 
   let stopping: Promise<void> | undefined
   const stop = () =>

@@ -2,7 +2,18 @@ import { afterAll, describe, expect, test } from "bun:test"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { type ApiOptions, type ApiResponse, createTestDatabase, testPostgresUrl } from "./helpers/server.ts"
+import { Database } from "bun:sqlite"
+import { copyFileSync } from "node:fs"
+import { directChat, send } from "./helpers/messaging.ts"
+import {
+  type ApiOptions,
+  type ApiResponse,
+  createTestDatabase,
+  dialectUnderTest,
+  startTestServer,
+  testPostgresUrl,
+} from "./helpers/server.ts"
+import { waitFor } from "./helpers/wait.ts"
 import { signUp } from "./helpers/users.ts"
 
 /**
@@ -167,4 +178,29 @@ describe("durability", () => {
     expect(new Set(final.map((m) => m.client_message_id)).size).toBe(attempted.length)
     await server.kill9()
   }, 60_000)
+
+  // SQLite: checkpoints run on a worker thread (src/db/wal.ts), not in the server's commits. A few sends stay
+  // far below both the backstop and SQLite's default autocheckpoint, so only the worker can have copied them
+  // from the WAL into the database file itself: a copy of that file alone, without its WAL, holds them.
+  test.if(dialectUnderTest === "sqlite")(
+    "sends reach the database file through the background checkpointer",
+    async () => {
+      const server = await startTestServer()
+      cleanups.push(() => server.stop())
+      const [a, b] = [await signUp(server, { displayName: "A" }), await signUp(server, { displayName: "B" })]
+      const conversationId = await directChat(server, a!, b!)
+      const sent = await send(server, a!, conversationId, "checkpointed")
+      const file = join(server.deps.config.data.dir, "urge.db")
+      const copy = join(server.deps.config.data.dir, "copy.db")
+      await waitFor(() => {
+        copyFileSync(file, copy)
+        const db = new Database(copy)
+        try {
+          return !!db.query("select 1 from messages where id = ?").get(sent.id)
+        } finally {
+          db.close()
+        }
+      })
+    },
+  )
 })

@@ -6,6 +6,7 @@ import { BunSqliteDialect } from "kysely-bun-sqlite"
 import pg from "pg"
 import type { Config } from "../config.ts"
 import type { Database } from "./schema.ts"
+import { createWal, type Wal } from "./wal.ts"
 
 export type Dialect = "sqlite" | "postgres"
 
@@ -17,6 +18,8 @@ export type DatabaseHandle = {
   location: string
   /** The raw bun:sqlite handle (SQLite only): backups and the rare hot path that needs it. */
   sqlite?: SqliteDatabase
+  /** SQLite in a file: fsyncs and checkpoints off the event loop (see wal.ts). */
+  wal?: Wal
   close(): Promise<void>
 }
 
@@ -44,12 +47,15 @@ export function openDatabase(config: Config): DatabaseHandle {
     // FULL: every commit is fsynced (survives power loss); NORMAL: WAL survives a crash of the process.
     sqlite.exec(`PRAGMA synchronous = ${config.database.durability === "full" ? "FULL" : "NORMAL"}`)
     const db = new Kysely<Database>({ dialect: new BunSqliteDialect({ database: sqlite }) })
+    const wal = path === ":memory:" ? undefined : createWal(sqlite, path)
     return {
       db,
       dialect: "sqlite",
       location: path,
       sqlite,
+      wal,
       close: async () => {
+        await wal?.close()
         await db.destroy()
         sqlite.close(false)
       },

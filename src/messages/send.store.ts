@@ -1,7 +1,7 @@
 import { sql } from "kysely"
 import { conversationErrors } from "../conversations/conversations.access.ts"
 import type { Deps } from "../deps.ts"
-import { type AppError, forbidden } from "../errors.ts"
+import { AppError, forbidden } from "../errors.ts"
 import { isAdminRole } from "../groups/groups.roles.ts"
 import { appendChanges } from "../sync/sync.repository.ts"
 import type { MessageType } from "./messages.tables.ts"
@@ -21,6 +21,13 @@ export type StoreItem = {
   isForwarded: boolean
 }
 
+const storageUnavailable = () =>
+  new AppError(
+    503,
+    "storage.unavailable",
+    "The message could not be confirmed on disk; retry with the same client_message_id",
+  )
+
 /** What became of one item of a batch. */
 export type StoreOutcome =
   | { kind: "stored"; id: string; seq: number; pos: number }
@@ -31,8 +38,15 @@ export type StoreOutcome =
 /** A sender's public profile, for the messages the batch announces. */
 export type SenderProfile = { display_name: string | null; phone_number: string; avatar_url: string | null }
 
-/** The outcome of a committed batch. */
-export type StoreResult = { outcomes: StoreOutcome[]; senders: Map<string, SenderProfile> }
+/**
+ * The outcome of a committed batch. `durable` resolves once the commit is on disk (SQLite "full": the WAL fsync
+ * that runs after the commit, off the event loop); answers and announcements wait for it, the next batch does not.
+ */
+export type StoreResult = {
+  outcomes: StoreOutcome[]
+  senders: Map<string, SenderProfile>
+  durable: Promise<void>
+}
 
 /**
  * Who may post, read inside the send transaction for each (conversation, sender): the conversation's type,
@@ -94,10 +108,18 @@ export function storeSends(deps: Deps, items: StoreItem[], now: number): Promise
     : storePostgres(deps, items, owners, now)
 }
 
-async function storeSqlite(deps: Deps, items: StoreItem[], owners: (number | null)[], now: number) {
+async function storeSqlite(
+  deps: Deps,
+  items: StoreItem[],
+  owners: (number | null)[],
+  now: number,
+): Promise<StoreResult> {
   const s = deps.database.sqlite!
+  const wal = deps.database.wal
+  // "full": commit without the fsync, then fsync the WAL off the event loop before answering (see wal.ts).
+  const syncAfter = deps.config.database.durability === "full" && wal !== undefined
   // Holding Kysely's (single) connection keeps every other query out of this transaction.
-  return deps.database.db.connection().execute(async () => {
+  const result = await deps.database.db.connection().execute(async () => {
     const access = s.query<AccessRow, [string, string]>(
       `select ${accessColumns} from (select ?1 as c, ?2 as u) t ${accessJoins}`,
     )
@@ -124,6 +146,7 @@ async function storeSqlite(deps: Deps, items: StoreItem[], owners: (number | nul
     )
     const outcomes: StoreOutcome[] = []
     const senders = new Map<string, SenderProfile>()
+    if (syncAfter) s.exec("PRAGMA synchronous = NORMAL")
     s.exec("begin immediate")
     try {
       const created: { index: number; id: string; seq: number }[] = []
@@ -168,9 +191,19 @@ async function storeSqlite(deps: Deps, items: StoreItem[], owners: (number | nul
     } catch (error) {
       if (s.inTransaction) s.exec("rollback")
       throw error
+    } finally {
+      if (syncAfter) s.exec("PRAGMA synchronous = FULL")
     }
-    return { outcomes, senders }
+    return { outcomes, senders, durable: Promise.resolve() }
   })
+  if (!syncAfter || !result.outcomes.some((o) => o.kind === "stored")) return result
+  const durable = wal!.sync().catch((error) => {
+    // Committed but not known to be on disk: answer an error (a retry with the client id gets the message).
+    deps.logger.error("WAL fsync failed", { error: String(error) })
+    throw storageUnavailable()
+  })
+  durable.catch(() => {}) // the callers handle it; this only marks it handled
+  return { ...result, durable }
 }
 
 async function storePostgres(deps: Deps, items: StoreItem[], owners: (number | null)[], now: number) {
@@ -195,7 +228,8 @@ async function storePostgres(deps: Deps, items: StoreItem[], owners: (number | n
     }
     const fresh: number[] = []
     items.forEach((item, index) => {
-      if (owners[index] !== null) return void (outcomes[index] = { kind: "duplicate", ownerIndex: owners[index]! })
+      if (owners[index] !== null)
+        return void (outcomes[index] = { kind: "duplicate", ownerIndex: owners[index]! })
       const row = accessOf.get(key(item.conversationId, item.senderId))
       const notMember = membershipRefusal(row)
       if (notMember) return void (outcomes[index] = { kind: "error", error: notMember })
@@ -281,6 +315,6 @@ async function storePostgres(deps: Deps, items: StoreItem[], owners: (number | n
     created.forEach(
       (c, k) => (outcomes[c.index] = { kind: "stored", id: c.id, seq: c.seq, pos: positions[k]! }),
     )
-    return { outcomes, senders: new Map(profiles.rows.map((p) => [p.id, p])) }
+    return { outcomes, senders: new Map(profiles.rows.map((p) => [p.id, p])), durable: Promise.resolve() }
   })
 }
