@@ -195,6 +195,71 @@ export async function runLoad(
   }
 }
 
+/**
+ * Open loop: starts `request()` at a fixed `rate` per second whatever the server's answers (new requests do
+ * not wait for earlier ones), for `warmupSeconds` (not recorded) then `seconds`. Latency counts from the time a
+ * request was due, not from when it was sent, so a server that falls behind shows it (no coordinated
+ * omission); more than `maxInFlight` outstanding requests count as errors.
+ */
+export async function runRate(
+  rate: number,
+  seconds: number,
+  request: () => Promise<boolean | string>,
+  warmupSeconds = 1,
+  maxInFlight = 2048,
+): Promise<LoadResult> {
+  const start = performance.now()
+  const warmEnd = start + warmupSeconds * 1000
+  const end = warmEnd + seconds * 1000
+  const latencies: number[] = []
+  let errors = 0
+  let firstError: string | undefined
+  let inFlight = 0
+  const pending = new Set<Promise<void>>()
+  const fire = (due: number) => {
+    const recorded = due >= warmEnd
+    if (inFlight >= maxInFlight) {
+      if (recorded) errors++
+      firstError ??= `more than ${maxInFlight} requests outstanding`
+      return
+    }
+    inFlight++
+    const p = (async () => {
+      let ok: boolean | string
+      try {
+        ok = await request()
+      } catch (error) {
+        ok = String(error)
+      }
+      inFlight--
+      if (!recorded) return
+      if (ok === true) latencies.push(performance.now() - due)
+      else {
+        errors++
+        firstError ??= typeof ok === "string" ? ok : "failed"
+      }
+    })()
+    pending.add(p)
+    p.finally(() => pending.delete(p))
+  }
+  let sent = 0
+  for (;;) {
+    const now = performance.now()
+    if (now >= end) break
+    while (start + (sent * 1000) / rate <= now) fire(start + (sent++ * 1000) / rate)
+    await Bun.sleep(1)
+  }
+  await Promise.all(pending)
+  return {
+    requests: latencies.length,
+    errors,
+    seconds,
+    rate: latencies.length / seconds,
+    latency: stats(latencies),
+    firstError,
+  }
+}
+
 /** Deterministic pseudo-random numbers (mulberry32), so a dataset is the same for a given seed. */
 export function rng(seed: number): () => number {
   let a = seed >>> 0

@@ -4,6 +4,7 @@
  *
  *   bun bench/messaging.ts [--targets sqlite-full,sqlite-normal,postgres] [--seconds 8] [--concurrency 32]
  *                          [--read-seconds 3] [--only send|reads] [--json out.json] [--profile]
+ *                          [--rate 5000[,3000]]   (sends: also an open-loop run at each fixed rate, see runRate)
  *
  * Each target runs on a throwaway copy of the dataset (SQLite: a file copy; Postgres: CREATE DATABASE …
  * TEMPLATE), so runs are repeatable; the copy is removed at the end. Beside the server figures, the same run
@@ -30,6 +31,7 @@ import {
   postgresUrl,
   rng,
   runLoad,
+  runRate,
   type SampleUser,
 } from "./lib.ts"
 
@@ -197,30 +199,39 @@ async function readPhases(target: string, url: string, meta: DatasetMeta, users:
     }
 }
 
+/** One send as a random sample user to one of their conversations; true when answered 200. */
+const sendOne = (url: string, users: Actor[]) => async (): Promise<boolean | string> => {
+  const u = pick(users)
+  const conv = pick(u.conversations)
+  const r = await fetch(`${url}/api/messages`, {
+    method: "POST",
+    headers: u.headers,
+    body: JSON.stringify({
+      conversation_id: conv.id,
+      content: randomText(),
+      message_type: "TEXT",
+      client_message_id: crypto.randomUUID(),
+    }),
+  })
+  if (r.status !== 200) return `${r.status} ${(await r.text()).slice(0, 200)}`
+  await r.arrayBuffer()
+  return true
+}
+
 async function sendPhase(target: string, url: string, users: Actor[], c: number) {
-  const result = await runLoad(
-    c,
-    sendSeconds,
-    async () => {
-      const u = pick(users)
-      const conv = pick(u.conversations)
-      const r = await fetch(`${url}/api/messages`, {
-        method: "POST",
-        headers: u.headers,
-        body: JSON.stringify({
-          conversation_id: conv.id,
-          content: randomText(),
-          message_type: "TEXT",
-          client_message_id: crypto.randomUUID(),
-        }),
-      })
-      if (r.status !== 200) return `${r.status} ${(await r.text()).slice(0, 200)}`
-      await r.arrayBuffer()
-      return true
-    },
-    2,
-  )
+  const result = await runLoad(c, sendSeconds, sendOne(url, users), 2)
   rows.push({ target, what: "send (POST /api/messages)", concurrency: c, result })
+  print(rows.at(-1)!)
+}
+
+async function sendAtRate(target: string, url: string, users: Actor[], rate: number) {
+  const result = await runRate(rate, sendSeconds, sendOne(url, users), 2)
+  rows.push({
+    target,
+    what: `send (POST /api/messages), open loop at ${rate}/s offered`,
+    concurrency: "open",
+    result,
+  })
   print(rows.at(-1)!)
 }
 
@@ -363,6 +374,8 @@ async function runTarget(target: string) {
           .split(",")
           .map(Number))
           await sendPhase(target, url, users, c)
+      if (only !== "reads" && opts.rate)
+        for (const rate of opts.rate.split(",").map(Number)) await sendAtRate(target, url, users, rate)
     } finally {
       await stopServer(proc)
     }
