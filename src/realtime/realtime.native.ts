@@ -151,7 +151,6 @@ export function createNativeProtocol(
 
   return {
     sockets,
-    topics,
 
     /** Handles `GET /ws`: authenticates, loads the user's memberships, then upgrades. */
     async upgrade(request: Request, httpServer: Server<unknown>): Promise<Response> {

@@ -1,9 +1,9 @@
 import { Server as Engine } from "@socket.io/bun-engine"
+import type { Server as BunServer, ServerWebSocket } from "bun"
 import { Server as SocketIOServer, type Socket } from "socket.io"
 import { bearerToken, verifyAccessToken } from "../auth/auth.plugin.ts"
 import type { Deps } from "../deps.ts"
 import { type ClientEventHandler, errorPayload, field } from "./realtime.events.ts"
-import type { Server as BunServer, ServerWebSocket } from "bun"
 import { closeCodes, type Connection, type Hub, type OutgoingEvent } from "./realtime.hub.ts"
 import { createTopics } from "./realtime.topics.ts"
 

@@ -22,7 +22,7 @@ export function createTopics(options: {
   prefix: string
   /** The event's frames for this protocol, computed once per event. */
   frames: (event: OutgoingEvent) => (string | Uint8Array)[]
-  /** The Bun socket a connection of this protocol writes to (undefined: it cannot subscribe). */
+  /** The Bun socket a connection writes to (the protocol sets `connection.topics` only when there is one). */
   socketOf: (connection: Connection) => ServerWebSocket<unknown> | undefined
   server: () => Server<unknown> | undefined
   limit: number
