@@ -49,11 +49,11 @@ async function place(options: { password?: string } = {}) {
 type Place = Awaited<ReturnType<typeof place>>
 
 /** A server on a place, signing with the JWT secret generated in its data directory (as in production). */
-async function serveOn(where: Place): Promise<TestServer> {
+async function serveOn(where: Place, config: Record<string, unknown> = {}): Promise<TestServer> {
   const server = await startTestServer({
     dataDir: where.dataDir,
     databaseUrl: where.databaseUrl,
-    config: { "auth.jwt_secret": "" },
+    config: { "auth.jwt_secret": "", ...config },
   })
   cleanups.push(() => server.stop())
   return server
@@ -140,7 +140,8 @@ describe(`urge backup (${dialectUnderTest})`, () => {
     "restore is refused while a server uses the database; once it stops, the previous one is kept",
     async () => {
       const where = await place({ password: "hunter2-secret" })
-      const server = await serveOn(where)
+      // Postgres: the LISTEN connection of the realtime bus is always open (pooled ones close after 10 s idle).
+      const server = await serveOn(where, postgres ? { "realtime.bus": "postgres" } : {})
       const ada = await signUp(server, { displayName: "Ada" })
       const bo = await signUp(server, { displayName: "Bo" })
       const chat = await directChat(server, ada, bo)

@@ -373,6 +373,8 @@ describe("the binary, from an empty directory with the build tree out of reach",
       expect(verified.stdout).toContain(`schema: ${migrationNames.length} migrations`)
 
       // A separate process holds the database: the refusal sees a real server, not one in its own process.
+      // (/health queries the database: on Postgres the server's pool then has a connection open for 10 s.)
+      expect((await fetch(`${server.url}/health`)).status).toBe(200)
       const refused = await run(["backup", "restore", file], place)
       expect(refused.code).toBe(1)
       expect(refused.stderr).toContain("(a running urge serve?): stop every server using it, then restore")

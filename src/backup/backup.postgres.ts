@@ -19,15 +19,13 @@ function connection(url: string): Connection {
   const secret = u.password ? decodeURIComponent(u.password) : (u.searchParams.get("password") ?? "")
   u.password = ""
   u.searchParams.delete("password")
-  return {
-    dbname: u.toString(),
-    env: {
-      ...process.env,
-      PGCONNECT_TIMEOUT: process.env.PGCONNECT_TIMEOUT ?? "10",
-      PGPASSWORD: secret || undefined,
-    },
-    secret,
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    PGCONNECT_TIMEOUT: process.env.PGCONNECT_TIMEOUT ?? "10",
   }
+  // Without one in the URL, a PGPASSWORD (or ~/.pgpass) the operator set still applies.
+  if (secret) env.PGPASSWORD = secret
+  return { dbname: u.toString(), env, secret }
 }
 
 /** The database's URL without its password, for messages. */
@@ -91,12 +89,12 @@ export async function verifyPostgresBackup(file: string): Promise<SchemaVersion>
   const pgRestore = tool("pg_restore")
   const invalid = (why: string) => new AppError(422, "backup.invalid", `${file} failed verification: ${why}`)
   const failed = (error: unknown) => (error instanceof AppError ? invalid(error.detail) : error)
-  const toc = await run([pgRestore, "--list", file], null, "pg_restore --list").catch((e) => {
+  const toc = await run([pgRestore, "--list", file], null, "unreadable archive").catch((e) => {
     throw failed(e)
   })
   if (!/^\d+; \d+ \d+ TABLE \S+ kysely_migration /m.test(toc))
     throw invalid("no kysely_migration table: not a URGE database")
-  await run([pgRestore, "--file=/dev/null", file], null, "pg_restore").catch((e) => {
+  await run([pgRestore, "--file=/dev/null", file], null, "damaged archive").catch((e) => {
     throw failed(e)
   })
   const data = await run(
@@ -116,18 +114,27 @@ export async function verifyPostgresBackup(file: string): Promise<SchemaVersion>
   return schemaVersion(names)
 }
 
-/** What holds the database now: other sessions, and whether it has any tables of its own. */
+/**
+ * What holds the database now: other client sessions (waiting up to a second for them to go, as a session
+ * that just disconnected leaves pg_stat_activity a moment later), and whether it has any tables of its own.
+ * A server's pool closes idle connections after 10 s, so an idle server can go unseen: this is a safety net,
+ * the operator still stops servers first.
+ */
 export async function inspectPostgres(url: string): Promise<{ otherSessions: number; tables: number }> {
   const client = new pg.Client({ connectionString: url })
   await client.connect()
   try {
-    const { rows } = await client.query<{ sessions: number; tables: number }>(
-      `select
-         (select count(*)::int from pg_stat_activity
-           where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend') as sessions,
-         (select count(*)::int from pg_tables where schemaname = 'public') as tables`,
-    )
-    return { otherSessions: rows[0]!.sessions, tables: rows[0]!.tables }
+    for (let attempt = 0; ; attempt++) {
+      const { rows } = await client.query<{ sessions: number; tables: number }>(
+        `select
+           (select count(*)::int from pg_stat_activity
+             where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend') as sessions,
+           (select count(*)::int from pg_tables where schemaname = 'public') as tables`,
+      )
+      const { sessions, tables } = rows[0]!
+      if (sessions === 0 || attempt === 10) return { otherSessions: sessions, tables }
+      await Bun.sleep(100)
+    }
   } finally {
     await client.end()
   }

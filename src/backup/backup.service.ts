@@ -105,8 +105,6 @@ export async function restoreBackup(config: Config, file: string, now = new Date
     ;({ version, previous } = restoreSqliteBackup(path, target, now))
   } else {
     target = safeUrl(config.database.url)
-    version = await verifyPostgresBackup(path)
-    assertRestorable(path, version)
     const { otherSessions, tables } = await inspectPostgres(config.database.url)
     if (otherSessions > 0)
       throw new AppError(
@@ -114,6 +112,8 @@ export async function restoreBackup(config: Config, file: string, now = new Date
         "backup.database_in_use",
         `${target} has ${otherSessions} other connection(s) (a running urge serve?): stop every server using it, then restore`,
       )
+    version = await verifyPostgresBackup(path)
+    assertRestorable(path, version)
     if (tables > 0) previous = (await createBackup(config, { now })).file
     await restorePostgresBackup(config.database.url, path)
   }
