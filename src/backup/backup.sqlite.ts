@@ -71,9 +71,9 @@ const invalid = (file: string, why: string) =>
 /**
  * Puts a verified backup in place of the configured database. Refused while any other connection has the
  * database open: a running `urge serve` keeps a connection (and so a shared lock) for its whole life, so an
- * exclusive lock is the honest test that no server uses the file. The lock is held through the swap, so a
- * server starting meanwhile waits (and then fails with "database is locked" instead of writing into the old
- * file). Returns where the previous database was kept, if there was one.
+ * exclusive lock is the honest test that no server uses the file. The lock is held from before the copy is
+ * checked through the swap, so a server starting meanwhile waits (and then fails with "database is locked"
+ * instead of writing into the old file). Returns where the previous database was kept, if there was one.
  */
 export function restoreSqliteBackup(
   file: string,
@@ -82,21 +82,22 @@ export function restoreSqliteBackup(
 ): { version: SchemaVersion; previous: string | null } {
   if (databasePath === ":memory:")
     throw new AppError(422, "backup.unsupported", "cannot restore into an in-memory database")
-  const staged = stageCopy(file, databasePath)
-  let lock: Database | null = null
+  // Locked first: a refusal comes at once, and no server can start while the copy is checked.
+  const lock = existsSync(databasePath) ? lockExclusively(databasePath) : null
+  let staged: string | null = null
   try {
+    staged = stageCopy(file, databasePath)
     // What gets installed is what was checked: the staged copy, not the file it was copied from.
     const version = verifyStaged(file, staged)
     assertRestorable(file, version)
     let previous: string | null = null
-    if (existsSync(databasePath)) {
+    if (lock) {
       // The server may run as another user than the one restoring (sudo): keep the file's owner and mode.
       const { uid, gid, mode } = statSync(databasePath)
       chmodSync(staged, mode & 0o777)
       try {
         chownSync(staged, uid, gid)
       } catch {}
-      lock = lockExclusively(databasePath)
       // Fold the WAL into the file and drop it, so the file kept aside is complete on its own and no stale
       // -wal can be replayed onto the restored database.
       lock.query("PRAGMA journal_mode = DELETE").get()
@@ -107,7 +108,7 @@ export function restoreSqliteBackup(
     return { version, previous }
   } finally {
     lock?.close(false)
-    rmSync(staged, { force: true })
+    if (staged) rmSync(staged, { force: true })
   }
 }
 
