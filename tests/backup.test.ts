@@ -243,6 +243,11 @@ describe(`urge backup (${dialectUnderTest})`, () => {
       await expect(runCli(["backup", "create", "--out", made[2]!], env)).rejects.toThrow(
         `${made[2]} already exists; choose another --out`,
       )
+      // Restoring the oldest kept backup: retention never deletes it on the way (Postgres dumps the
+      // replaced contents to the backups dir first).
+      await server.stop()
+      expect(await runCli(["backup", "restore", made[1]!], env)).toContain(`restored ${made[1]} into`)
+      expect(existsSync(made[1]!)).toBe(true)
     },
   )
 

@@ -43,7 +43,10 @@ export type CreatedBackup = {
 }
 
 /** A consistent snapshot of the configured database, taken while it serves; `out` defaults to the backups dir. */
-export async function createBackup(config: Config, options: { out?: string; now?: Date } = {}) {
+export async function createBackup(
+  config: Config,
+  options: { out?: string; now?: Date; prune?: boolean } = {},
+) {
   const kind = dialectOf(config)
   const dir = backupDir(config)
   const file = options.out ? resolve(options.out) : join(dir, defaultBackupName(kind, options.now))
@@ -57,7 +60,7 @@ export async function createBackup(config: Config, options: { out?: string; now?
     kind,
     bytes: statSync(file).size,
     secret,
-    pruned: pruneBackups(dir, config.backup.keep),
+    pruned: options.prune === false ? [] : pruneBackups(dir, config.backup.keep),
   } satisfies CreatedBackup
 }
 
@@ -114,7 +117,8 @@ export async function restoreBackup(config: Config, file: string, now = new Date
       )
     version = await verifyPostgresBackup(path)
     assertRestorable(path, version)
-    if (tables > 0) previous = (await createBackup(config, { now })).file
+    // Not pruned: backup.keep could otherwise delete the very backup being restored.
+    if (tables > 0) previous = (await createBackup(config, { now, prune: false })).file
     await restorePostgresBackup(config.database.url, path)
   }
   return { file: path, kind, target, version, previous, secret: restoreSecretBeside(config, path, now) }
