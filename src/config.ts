@@ -156,6 +156,16 @@ const fields = {
     default: true,
     doc: "urge serve applies pending migrations before listening (urge serve --no-migrate turns it off).",
   },
+  "backup.dir": {
+    parse: str,
+    default: "",
+    doc: "Where urge backup create writes and urge backup list looks (empty: <data.dir>/backups; relative: under data.dir).",
+  },
+  "backup.keep": {
+    parse: int(0, 100_000),
+    default: 0,
+    doc: "After urge backup create, delete all but this many newest backups of backup.dir (0 keeps every one).",
+  },
   "auth.jwt_secret": {
     parse: str,
     default: "",
@@ -322,6 +332,7 @@ export type Config = {
     busy_timeout: number
     migrate_on_start: boolean
   }
+  backup: { dir: string; keep: number }
   auth: {
     jwt_secret: string
     access_token_ttl: number

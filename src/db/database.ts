@@ -57,6 +57,10 @@ export function openDatabase(config: Config): DatabaseHandle {
       close: async () => {
         await wal?.close()
         await db.destroy()
+        // kysely-bun-sqlite never finalizes its prepared statements, and close(false) (sqlite3_close_v2)
+        // waits for them: without a collection first, the file stays open and locked (and its WAL not
+        // checkpointed) until some later GC, which a restore or a restart in the same process would meet.
+        Bun.gc(true)
         sqlite.close(false)
       },
     }
