@@ -13,7 +13,7 @@
  */
 import { Database as SqliteDatabase } from "bun:sqlite"
 import { type Subprocess, spawn } from "bun"
-import { copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 import pg from "pg"
 import { signAccessToken } from "../src/auth/tokens.ts"
@@ -48,6 +48,8 @@ type Row = {
   what: string
   concurrency: number | string
   result: LoadResult | null
+  /** CPU time of the server process per request (user + system), less disturbed by a busy machine than latency. */
+  serverCpuMs?: number
   note?: string
 }
 const rows: Row[] = []
@@ -133,7 +135,17 @@ async function get(url: string, headers: Record<string, string>, check?: (body: 
   return check ? check(body) || `unexpected body ${JSON.stringify(body).slice(0, 200)}` : true
 }
 
-async function readPhases(target: string, url: string, meta: DatasetMeta, users: Actor[]) {
+/** CPU time (ms, user + system) a process has used so far, from /proc (Linux; NaN elsewhere). */
+function cpuMsOf(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100 // utime + stime, in USER_HZ (100/s)
+  } catch {
+    return Number.NaN
+  }
+}
+
+async function readPhases(target: string, url: string, meta: DatasetMeta, users: Actor[], pid: number) {
   const largest = (u: Actor) => u.conversations.reduce((a, b) => (b.lastSeq > a.lastSeq ? b : a))
   const phases: { what: string; request: () => Promise<boolean | string> }[] = [
     {
@@ -191,8 +203,11 @@ async function readPhases(target: string, url: string, meta: DatasetMeta, users:
     })
   for (const phase of phases)
     for (const c of readConcurrency) {
-      const result = await runLoad(c, readSeconds, phase.request, 0.5)
-      rows.push({ target, what: phase.what, concurrency: c, result })
+      await runLoad(c, 0.5, phase.request, 0) // warm-up, outside the CPU sample
+      const cpu0 = cpuMsOf(pid)
+      const result = await runLoad(c, readSeconds, phase.request, 0)
+      const serverCpuMs = (cpuMsOf(pid) - cpu0) / Math.max(1, result.requests + result.errors)
+      rows.push({ target, what: phase.what, concurrency: c, result, serverCpuMs })
       print(rows.at(-1)!)
     }
 }
@@ -228,7 +243,7 @@ function print(r: Row) {
   const x = r.result
   if (!x) return console.log(`${r.target} | ${r.what} | c=${r.concurrency} | ${r.note ?? ""}`)
   console.log(
-    `${r.target} | ${r.what} | c=${r.concurrency} | ${fmt(x.rate, 0)}/s | p50 ${fmt(x.latency.p50)} ms | p99 ${fmt(x.latency.p99)} ms | max ${fmt(x.latency.max)} ms | n=${x.requests}${x.errors ? ` | ERRORS ${x.errors}: ${x.firstError}` : ""}`,
+    `${r.target} | ${r.what} | c=${r.concurrency} | ${fmt(x.rate, 0)}/s | p50 ${fmt(x.latency.p50)} ms | p99 ${fmt(x.latency.p99)} ms | max ${fmt(x.latency.max)} ms | n=${x.requests}${r.serverCpuMs === undefined ? "" : ` | server CPU ${fmt(r.serverCpuMs)} ms/req`}${x.errors ? ` | ERRORS ${x.errors}: ${x.firstError}` : ""}`,
   )
 }
 
@@ -357,7 +372,7 @@ async function runTarget(target: string) {
   try {
     const { url, proc } = await startServer(env)
     try {
-      if (only !== "send") await readPhases(target, url, meta, users)
+      if (only !== "send") await readPhases(target, url, meta, users, proc.pid)
       if (only !== "reads")
         for (const c of String(opts.concurrency ?? concurrency)
           .split(",")
@@ -377,11 +392,13 @@ for (const target of targets) await runTarget(target)
 rmSync(join(outDir, "server-data"), { recursive: true, force: true })
 
 // Markdown summary.
-console.log("\n| target | what | conc. | rate/s | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|---|---|")
+console.log(
+  "\n| target | what | conc. | rate/s | p50 ms | p99 ms | max ms | server CPU ms/req |\n|---|---|---|---|---|---|---|---|",
+)
 for (const r of rows) {
   const x = r.result!
   console.log(
-    `| ${r.target} | ${r.what} | ${r.concurrency} | ${fmt(x.rate, 0)} | ${fmt(x.latency.p50)} | ${fmt(x.latency.p99)} | ${fmt(x.latency.max)} |${x.errors ? ` errors ${x.errors}` : ""}`,
+    `| ${r.target} | ${r.what} | ${r.concurrency} | ${fmt(x.rate, 0)} | ${fmt(x.latency.p50)} | ${fmt(x.latency.p99)} | ${fmt(x.latency.max)} | ${r.serverCpuMs === undefined ? "" : fmt(r.serverCpuMs)} |${x.errors ? ` errors ${x.errors}` : ""}`,
   )
 }
 console.log("\n| target | baseline | rows/s |\n|---|---|---|")
