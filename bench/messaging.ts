@@ -138,7 +138,7 @@ async function get(url: string, headers: Record<string, string>, check?: (body: 
   return check ? check(body) || `unexpected body ${JSON.stringify(body).slice(0, 200)}` : true
 }
 
-async function readPhases(target: string, url: string, meta: DatasetMeta, users: Actor[]) {
+async function readPhases(target: string, url: string, meta: DatasetMeta, users: Actor[], pid: number) {
   const largest = (u: Actor) => u.conversations.reduce((a, b) => (b.lastSeq > a.lastSeq ? b : a))
   const phases: { what: string; request: () => Promise<boolean | string> }[] = [
     {
@@ -196,8 +196,9 @@ async function readPhases(target: string, url: string, meta: DatasetMeta, users:
     })
   for (const phase of phases)
     for (const c of readConcurrency) {
-      const result = await runLoad(c, readSeconds, phase.request, 0.5)
-      rows.push({ target, what: phase.what, concurrency: c, result })
+      await runLoad(c, 0.5, phase.request, 0) // warm-up, outside the CPU sample
+      const { result, cpu } = await withCpu(pid, target, phase.request, (r) => runLoad(c, readSeconds, r, 0))
+      rows.push({ target, what: phase.what, concurrency: c, result, cpu })
       print(rows.at(-1)!)
     }
 }
@@ -399,7 +400,7 @@ async function runTarget(target: string) {
   try {
     const { url, proc } = await startServer(env)
     try {
-      if (only !== "send") await readPhases(target, url, meta, users)
+      if (only !== "send") await readPhases(target, url, meta, users, proc.pid)
       if (only !== "reads")
         for (const c of String(opts.concurrency ?? concurrency)
           .split(",")
@@ -422,11 +423,13 @@ for (const target of targets) await runTarget(target)
 rmSync(join(outDir, "server-data"), { recursive: true, force: true })
 
 // Markdown summary.
-console.log("\n| target | what | conc. | rate/s | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|---|---|")
+console.log(
+  "\n| target | what | conc. | rate/s | p50 ms | p99 ms | max ms | server CPU µs/req | postgres CPU µs/req |\n|---|---|---|---|---|---|---|---|---|",
+)
 for (const r of rows) {
   const x = r.result!
   console.log(
-    `| ${r.target} | ${r.what} | ${r.concurrency} | ${fmt(x.rate, 0)} | ${fmt(x.latency.p50)} | ${fmt(x.latency.p99)} | ${fmt(x.latency.max)} |${x.errors ? ` errors ${x.errors}` : ""}`,
+    `| ${r.target} | ${r.what} | ${r.concurrency} | ${fmt(x.rate, 0)} | ${fmt(x.latency.p50)} | ${fmt(x.latency.p99)} | ${fmt(x.latency.max)} | ${r.cpu ? fmt(r.cpu.server, 0) : ""} | ${r.cpu?.postgres !== undefined ? fmt(r.cpu.postgres, 0) : ""} |${x.errors ? ` errors ${x.errors}` : ""}`,
   )
 }
 console.log("\n| target | baseline | rows/s |\n|---|---|---|")
