@@ -335,6 +335,8 @@ export function createHub(deps: Deps, instance: string) {
       if (now - peer.heardAt > heartbeatTimeout) {
         peers.delete(id)
         deadPeers.add(id)
+        // Every crash adds one id (a restart takes a new one): keep the latest only.
+        if (deadPeers.size > 1000) deadPeers.delete(deadPeers.values().next().value!)
         logger.warn("realtime: instance missed its heartbeats, its users go offline", {
           instance: id,
           silent_ms: Math.round(now - peer.heardAt),
