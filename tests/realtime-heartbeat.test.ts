@@ -14,6 +14,7 @@ import { waitFor } from "./helpers/wait.ts"
  */
 const buses = dialectUnderTest === "postgres" ? (["redis", "postgres"] as const) : (["redis"] as const)
 const heartbeatTimeoutMs = 1000
+const heartbeatIntervalMs = 100
 
 for (const bus of buses)
   describe(`an instance killed with SIGKILL, bus = ${bus}`, () => {
@@ -22,7 +23,7 @@ for (const bus of buses)
       "realtime.bus": bus,
       "realtime.bus_channel": channel,
       "realtime.presence_grace": "50ms",
-      "realtime.heartbeat_interval": "100ms",
+      "realtime.heartbeat_interval": `${heartbeatIntervalMs}ms`,
       "realtime.heartbeat_timeout": `${heartbeatTimeoutMs}ms`,
     }
     const childEnv: Record<string, string> = {
@@ -34,7 +35,7 @@ for (const bus of buses)
       URGE_REALTIME_BUS: bus,
       URGE_REALTIME_BUS_CHANNEL: channel,
       URGE_REALTIME_PRESENCE_GRACE: "50ms",
-      URGE_REALTIME_HEARTBEAT_INTERVAL: "100ms",
+      URGE_REALTIME_HEARTBEAT_INTERVAL: `${heartbeatIntervalMs}ms`,
       URGE_REALTIME_HEARTBEAT_TIMEOUT: `${heartbeatTimeoutMs}ms`,
     }
     let b: TestServer
@@ -101,8 +102,9 @@ for (const bus of buses)
         (f) => f.data.user_id === bob.user.id,
         heartbeatTimeoutMs + 5000,
       )
-      // Not before the timeout: a few missed heartbeats must not be taken for a death.
-      expect(Date.now() - killedAt).toBeGreaterThanOrEqual(heartbeatTimeoutMs)
+      // Not before the timeout (counted from A's last heartbeat, at most one interval before the kill): a few
+      // missed heartbeats must not be taken for a death.
+      expect(Date.now() - killedAt).toBeGreaterThanOrEqual(heartbeatTimeoutMs - heartbeatIntervalMs)
       expect(offline.data.last_seen).toMatch(/Z$/)
       expect(b.deps.presence.isOnline(bob.user.id)).toBe(false)
       expect(b.deps.presence.isOnline(dan.user.id)).toBe(false)
@@ -136,4 +138,45 @@ for (const bus of buses)
       for (const client of [carolOnB, aliceOnB, bobBack]) client.close()
       await a.kill9()
     }, 30_000)
+
+    test("users who reconnected to a restarted instance are not shown offline when the old one is taken for dead", async () => {
+      let a = await ChildServer.start(childEnv)
+      cleanups.push(() => a.proc.kill("SIGKILL"))
+      const [carol, bob, erin] = await Promise.all([signUp(b), signUp(b), signUp(b)])
+      await Promise.all([direct(carol, bob), direct(carol, erin)])
+      const carolOnB = await connectNative(b, { token: carol.accessToken })
+      await carolOnB.next("hello")
+      for (const user of [bob, erin]) {
+        const client = await connectNative(a as any, { token: user.accessToken })
+        await client.next("hello")
+      }
+      for (const user of [bob, erin])
+        await carolOnB.next("user:online", (f) => f.data.user_id === user.user.id)
+
+      // The replacement process is up (a supervisor restarting the service) and Bob's app is on it before the
+      // old one is taken for dead; Erin's app never comes back.
+      const restarted = await ChildServer.start(childEnv)
+      cleanups.push(() => restarted.proc.kill("SIGKILL"))
+      const bobBack = await connectNative(restarted as any, { token: bob.accessToken })
+      await bobBack.next("hello")
+      await waitFor(
+        () => b.deps.presence.isOnline(bob.user.id) && instancesHolding(b, bob) === 2,
+        5000,
+        "B to see Bob on both instances",
+      )
+      await a.kill9()
+      await carolOnB.next("user:offline", (f) => f.data.user_id === erin.user.id, heartbeatTimeoutMs + 5000)
+      await Bun.sleep(300)
+      expect(offlineOf(carolOnB, bob)).toEqual([])
+      expect(b.deps.presence.isOnline(bob.user.id)).toBe(true)
+      carolOnB.close()
+      bobBack.close()
+      await restarted.kill9()
+    }, 30_000)
   })
+
+/** On how many instances B sees the user connected. */
+const instancesHolding = (server: TestServer, user: SignedUpUser) =>
+  (server.deps.presence as unknown as { entries: Map<string, { instances: Set<string> }> }).entries.get(
+    user.user.id,
+  )?.instances.size ?? 0
