@@ -284,7 +284,7 @@ const fields = {
   "realtime.heartbeat_timeout": {
     parse: duration(0.05),
     default: 20,
-    doc: "An instance silent on the bus this long is taken for dead (killed, crashed, cut off): the users online only through it are shown offline.",
+    doc: "An instance silent on the bus this long (at least twice heartbeat_interval) is taken for dead (killed, crashed, cut off): the users online only through it are shown offline.",
   },
   "realtime.presence_group_limit": {
     parse: int(0, 1_000_000),
