@@ -286,6 +286,16 @@ const fields = {
     default: 5,
     doc: "How long after a user's last socket closes before they are shown offline (a quick reconnect stays online).",
   },
+  "realtime.heartbeat_interval": {
+    parse: duration(0.01),
+    default: 5,
+    doc: "With a redis or postgres bus, how often each instance announces on the bus that it is alive.",
+  },
+  "realtime.heartbeat_timeout": {
+    parse: duration(0.05),
+    default: 20,
+    doc: "An instance silent on the bus this long (at least twice heartbeat_interval) is taken for dead (killed, crashed, cut off): the users online only through it are shown offline.",
+  },
   "realtime.presence_group_limit": {
     parse: int(0, 1_000_000),
     default: 256,
@@ -369,6 +379,8 @@ export type Config = {
     bus_channel: string
     ping_interval: number
     presence_grace: number
+    heartbeat_interval: number
+    heartbeat_timeout: number
     presence_group_limit: number
     typing_timeout: number
     send_buffer_limit: number
@@ -433,6 +445,13 @@ export function loadConfig(options: LoadOptions = {}): Config {
   }
   const config = unflatten(flat as Flat) as unknown as Config
   config.data.dir = resolve(cwd, config.data.dir)
+  // A timeout within one interval would take live instances for dead between two heartbeats.
+  if (config.realtime.heartbeat_timeout < 2 * config.realtime.heartbeat_interval)
+    fail(
+      "realtime.heartbeat_timeout",
+      `at least twice realtime.heartbeat_interval (${config.realtime.heartbeat_interval}s)`,
+      config.realtime.heartbeat_timeout,
+    )
   config.source = source
   return config
 }

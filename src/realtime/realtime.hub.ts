@@ -130,6 +130,8 @@ export function createHub(deps: Deps, instance: string) {
   const grace = deps.config.realtime.presence_grace * 1000
   const typingTimeout = deps.config.realtime.typing_timeout * 1000
   const presenceGroupLimit = deps.config.realtime.presence_group_limit
+  const heartbeatInterval = deps.config.realtime.heartbeat_interval * 1000
+  const heartbeatTimeout = deps.config.realtime.heartbeat_timeout * 1000
   const users = new Map<string, LocalUser>()
   /** conversation id → locally connected members. */
   const byConversation = new Map<string, Set<string>>()
@@ -158,6 +160,24 @@ export function createHub(deps: Deps, instance: string) {
   const stopDelivering = (socket: Connection, conversationId: string) => {
     if (socket.subscribed) socket.topics!.leave(socket, conversationId)
     else unsubscribedDelete(socket, conversationId)
+  }
+  /**
+   * Liveness of the other instances, from their traffic on the bus: instance → when it was last heard
+   * (monotonic, for the timeout; and server time, for last_seen). Instances taken for dead are remembered
+   * so that one heard again (a long pause, a bus outage) is asked who is online on it.
+   */
+  const peers = new Map<string, { heardAt: number; seenAt: number }>()
+  const deadPeers = new Set<string>()
+  /** This instance's own heartbeats come back through the bus: if they stop, the silence is ours. */
+  let selfHeardAt = performance.now()
+  let cutOff = false
+  const heard = (id: string) => {
+    if (id === instance) {
+      selfHeardAt = performance.now()
+      return
+    }
+    peers.set(id, { heardAt: performance.now(), seenAt: clock.now() })
+    if (deadPeers.delete(id)) bus.publish({ type: "presence.sync", instance })
   }
 
   const indexAdd = (user: LocalUser, conversationId: string) => {
@@ -307,8 +327,12 @@ export function createHub(deps: Deps, instance: string) {
         return
       }
       case "presence":
+        heard(message.instance)
         return onPresence(message)
+      case "instance.heartbeat":
+        return heard(message.instance)
       case "presence.sync": {
+        heard(message.instance)
         if (message.instance === instance) return
         const userIds = [...users.values()].filter((u) => u.announced).map((u) => u.userId)
         const hidden = userIds.filter((id) => presence.entries.get(id)?.hidden)
@@ -322,6 +346,7 @@ export function createHub(deps: Deps, instance: string) {
         return
       }
       case "presence.snapshot": {
+        heard(message.instance)
         if (message.to !== instance) return
         const hidden = new Set(message.hiddenUserIds)
         for (const userId of message.userIds) {
@@ -333,6 +358,7 @@ export function createHub(deps: Deps, instance: string) {
         return
       }
       case "instance.down": {
+        peers.delete(message.instance)
         // Its users may reconnect elsewhere within the grace; those who do not are shown offline then, to the
         // audience of their last online announcement.
         const gone: string[] = []
@@ -354,6 +380,82 @@ export function createHub(deps: Deps, instance: string) {
       }
     }
   }
+
+  /**
+   * Instances silent past the timeout are dead (kill -9, crash, cut off from the bus): they never sent
+   * instance.down, so the users online only through them are shown offline here, last seen when the instance
+   * was last heard. Their sockets died at least the timeout ago, so no grace: who reconnected elsewhere is
+   * held by that instance and stays online. Skipped while this instance does not hear its own heartbeats: a
+   * broken or lagging bus link (or a stalled event loop) would otherwise make every other instance look dead.
+   */
+  const checkPeers = () => {
+    const now = performance.now()
+    if (now - selfHeardAt > heartbeatTimeout) {
+      if (!cutOff) logger.warn("realtime: own heartbeats not coming back from the bus; peers are not expired")
+      cutOff = true
+      return
+    }
+    cutOff = false
+    for (const [id, peer] of peers)
+      if (now - peer.heardAt > heartbeatTimeout) {
+        peers.delete(id)
+        deadPeers.add(id)
+        // Every crash adds one id (a restart takes a new one): keep the latest only.
+        if (deadPeers.size > 1000) deadPeers.delete(deadPeers.values().next().value!)
+        logger.warn("realtime: instance missed its heartbeats, its users go offline", {
+          instance: id,
+          silent_ms: Math.round(now - peer.heardAt),
+        })
+        void expireInstance(id, peer.seenAt)
+      }
+  }
+
+  const expireInstance = async (id: string, lastSeen: number) => {
+    const gone: string[] = []
+    for (const [userId, entry] of presence.entries)
+      if (entry.instances.delete(id) && entry.instances.size === 0) {
+        presence.entries.delete(userId)
+        gone.push(userId)
+      }
+    if (gone.length === 0) return
+    // Every surviving instance writes the same value: the instance that held them cannot any more.
+    try {
+      await setLastSeenMany(db, gone, lastSeen)
+    } catch (error) {
+      logger.error("realtime: last_seen of a dead instance's users failed", {
+        error: (error as Error).message,
+      })
+    }
+    // Shown as the normal offline path shows it: privacy and blocks read now, to the local audience only.
+    for (const userId of gone) {
+      if (presence.entries.get(userId)?.instances.size) continue // back online meanwhile
+      try {
+        const [shows, blocked, conversationIds] = await Promise.all([
+          showsOnlineStatus(db, userId),
+          listBlockedEitherWay(db, userId),
+          listPresenceConversationIds(db, userId, presenceGroupLimit),
+        ])
+        if (!shows || presence.entries.get(userId)?.instances.size) continue
+        showPresence({
+          type: "presence",
+          instance: id,
+          userId,
+          online: false,
+          lastSeen,
+          conversationIds,
+          exceptUserIds: blocked,
+          hidden: false,
+        })
+      } catch (error) {
+        logger.error("realtime: offline of a dead instance's user failed", {
+          user_id: userId,
+          error: (error as Error).message,
+        })
+      }
+    }
+  }
+
+  let heartbeatTimer: ReturnType<typeof setInterval> | undefined
 
   /** Announces this instance's view of a user (first socket / last socket + grace) to every instance. */
   const announce = (user: LocalUser, online: boolean) => {
@@ -433,6 +535,15 @@ export function createHub(deps: Deps, instance: string) {
     async start() {
       await bus.start()
       bus.publish({ type: "presence.sync", instance })
+      // One process on a local bus: no other instance to watch.
+      if (bus.kind !== "local") {
+        selfHeardAt = performance.now()
+        heartbeatTimer = setInterval(() => {
+          bus.publish({ type: "instance.heartbeat", instance })
+          checkPeers()
+        }, heartbeatInterval)
+        heartbeatTimer.unref?.()
+      }
     },
 
     /**
@@ -577,6 +688,7 @@ export function createHub(deps: Deps, instance: string) {
       closing = true
       clearInterval(sweepTimer)
       for (const topics of allTopics) topics.close()
+      clearInterval(heartbeatTimer)
       unsubscribe()
       for (const t of typing.values()) clearTimeout(t.expiry)
       typing.clear()
