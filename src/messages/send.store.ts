@@ -88,8 +88,8 @@ function postingRefusal(row: AccessRow): AppError | null {
 
 /**
  * Writes a batch of sends in one transaction and returns once it committed: checks who may post (so a send
- * costs no read before it is queued), resolves client ids already stored or repeated in the batch, assigns seqs, inserts, advances the senders' own read
- * watermarks, appends the feed rows last. Ids are UUIDv7 taken in commit order (so id order follows seq).
+ * costs no read before it is queued), resolves client ids already stored or repeated in the batch, assigns
+ * seqs, inserts, advances the senders' own read watermarks, appends the feed rows last. Ids are UUIDv7 taken in commit order (so id order follows seq).
  * SQLite runs it as prepared bun:sqlite statements with no await in between (one synchronous transaction
  * while holding Kysely's connection); Postgres as a few set-based statements whatever the batch size.
  */
