@@ -42,8 +42,8 @@ const sqliteStatements = new WeakMap<SqliteDatabase, Statement<SessionForAuth, [
  * What every authenticated request needs about its session, in one primary-key lookup joined to the user
  * (the role comes from the row, so a role change applies at once). On SQLite it is a cached prepared
  * statement on the raw handle: through Kysely the same lookup costs ~30× more (bench/auth-check.ts). On
- * Postgres, lookups of concurrent requests are coalesced into one query; a lookup never joins a query already
- * sent, so it sees every logout committed before it was asked.
+ * Postgres, lookups of concurrent requests are coalesced into one query (a named prepared statement); a lookup
+ * never joins a query already sent, so it sees every logout committed before it was asked.
  */
 export async function findSessionForAuth(
   handle: DatabaseHandle,
@@ -61,14 +61,13 @@ export async function findSessionForAuth(
   }
   let load = postgresLoaders.get(handle)
   if (!load) {
-    const db = handle.db
+    const pool = handle.pool!
     load = createReadCoalescer(async (ids: string[]) => {
-      const rows = await db
-        .selectFrom("user_sessions as s")
-        .innerJoin("users as u", "u.id", "s.user_id")
-        .select(["s.id", "s.user_id", "s.expires_at", "s.ended_at", "s.last_used_at", "u.role"])
-        .where("s.id", "in", ids)
-        .execute()
+      const { rows } = await pool.query<SessionForAuth & { id: string }>({
+        name: "auth.sessions",
+        text: "select s.id, s.user_id, s.expires_at, s.ended_at, s.last_used_at, u.role from user_sessions s join users u on u.id = s.user_id where s.id = any($1::text[])",
+        values: [ids],
+      })
       return new Map(rows.map(({ id, ...session }) => [id, session]))
     })
     postgresLoaders.set(handle, load)

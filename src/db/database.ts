@@ -20,6 +20,8 @@ export type DatabaseHandle = {
   sqlite?: SqliteDatabase
   /** SQLite in a file: fsyncs and checkpoints off the event loop (see wal.ts). */
   wal?: Wal
+  /** The pg pool under Kysely (Postgres only): the send batch's named prepared statements. */
+  pool?: pg.Pool
   close(): Promise<void>
 }
 
@@ -74,7 +76,7 @@ export function openDatabase(config: Config): DatabaseHandle {
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
   const safe = new URL(config.database.url)
   safe.password = ""
-  return { db, dialect: "postgres", location: safe.toString(), close: () => db.destroy() }
+  return { db, dialect: "postgres", location: safe.toString(), pool, close: () => db.destroy() }
 }
 
 /** Cheap round trip proving the database answers (GET /health). */

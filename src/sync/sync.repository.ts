@@ -15,7 +15,7 @@ export type NewChange = {
 }
 
 /** Arbitrary constant naming the feed's advisory lock on Postgres. */
-const feedLockKey = 7_001_003
+export const feedLockKey = 7_001_003
 
 /**
  * Appends changes and returns their positions. Call it as the **last** write of a transaction.
