@@ -100,7 +100,14 @@ export function serializeMessage(m: MessageView, ctx: MessageContext): MessageJs
   }
 }
 
-const camel = (key: string) => key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())
+// Memoised: every announced message camel-cases the same ~20 keys (a regex each was ~3 % of a send's CPU).
+const camelKeys = new Map<string, string>()
+const camel = (key: string) => {
+  let camelKey = camelKeys.get(key)
+  if (camelKey === undefined)
+    camelKeys.set(key, (camelKey = key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())))
+  return camelKey
+}
 
 /**
  * The realtime payload (`message:received`, `message:updated`): both cases side by side, `type`, and a
