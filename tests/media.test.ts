@@ -288,6 +288,12 @@ describe("media, local storage", () => {
     expect(beyond.status).toBe(416)
     expect(beyond.headers.get("content-range")).toBe(`bytes */${bytes.length}`)
 
+    const head = await fetch(media.file_url, { method: "HEAD" })
+    expect(head.status).toBe(200)
+    expect(head.headers.get("content-length")).toBe(String(bytes.length))
+    expect(head.headers.get("content-type")).toBe("video/mp4")
+    expect((await head.arrayBuffer()).byteLength).toBe(0)
+
     const cached = await fetch(media.file_url, { headers: { "if-none-match": `"${media.id}"` } })
     expect(cached.status).toBe(304)
     const download = await server.api("GET", `/api/media/${media.id}/download`, { token: alice.accessToken })
@@ -396,6 +402,18 @@ describe("media, local storage", () => {
     const expired = await fetch(url, { method: "PUT", body: await png() })
     expect(expired.status).toBe(403)
     expect(((await expired.json()) as any).code).toBe("media.upload_expired")
+  })
+
+  test("the OpenAPI document describes the media routes from their schemas", async () => {
+    const doc = (await server.api("GET", "/docs/json")).body
+    const presign = doc.paths["/api/media/presigned-url"].post
+    expect(presign.requestBody.content["application/json"].schema.properties.folder).toBeDefined()
+    expect(presign.responses["200"].content["application/json"].schema.properties.upload_url).toBeDefined()
+    const upload = doc.paths["/api/media/upload"].post
+    expect(upload.requestBody.content["multipart/form-data"].schema.properties.file.format).toBe("binary")
+    expect(upload.responses["200"].content["application/json"].schema.properties.file_url).toBeDefined()
+    expect(doc.paths["/api/media/blob/{folder}/{user}/{year}/{month}/{name}"].put).toBeDefined()
+    expect(Object.keys(doc.paths["/api/media/{id}"]).sort()).toEqual(["delete", "get"])
   })
 })
 

@@ -62,6 +62,10 @@ export const mediaRoutes = (deps: Deps) => {
         detail: {
           summary: "Step 2 of 3 (local storage): the raw file; the signed URL is the credential",
           description: "403 when the signature is wrong or expired, 413 over the folder's size limit.",
+          requestBody: {
+            required: true,
+            content: { "*/*": { schema: { type: "string", format: "binary" } } },
+          },
         },
       },
     )
