@@ -1,7 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import sharp from "sharp"
+import { existsSync } from "node:fs"
+import { join } from "node:path"
+import { loadConfig } from "../src/config.ts"
+import { createMediaStorage } from "../src/media/storage.ts"
 import { startTestServer, type TestServer } from "./helpers/server.ts"
 import { signUp, type SignedUpUser } from "./helpers/users.ts"
+import { waitFor } from "./helpers/wait.ts"
 
 /** Media through the real server: the app's three-step upload, the multipart fallback, serving, refusals. */
 
@@ -453,6 +458,49 @@ describe("media, size limits", () => {
   })
 })
 
+describe("media, abandoned uploads", () => {
+  let server: TestServer
+  afterAll(() => server.stop())
+
+  test("an upload never completed is removed once its URL has expired plus an hour", async () => {
+    server = await startTestServer()
+    const alice = await signUp(server)
+    const { presign, put } = await threeStep(server, alice, pdf(), {
+      name: "a.pdf",
+      type: "application/pdf",
+      folder: "documents",
+    })
+    expect(put.status).toBe(200)
+    // (threeStep completed it; upload a second one and leave it.)
+    const left = await server.api("POST", "/api/media/presigned-url", {
+      token: alice.accessToken,
+      body: { file_name: "b.pdf", file_type: "application/pdf", folder: "documents" },
+    })
+    await fetch(left.body.upload_url, { method: "PUT", body: pdf() })
+    const incoming = join(server.deps.config.data.dir, "media", "incoming", left.body.file_key)
+    expect(existsSync(incoming)).toBe(true)
+
+    server.clock.advance(3600_000 + 30 * 60_000)
+    const bob = await signUp(server)
+    await server.api("POST", "/api/media/presigned-url", {
+      token: bob.accessToken,
+      body: { file_name: "c.pdf", file_type: "application/pdf", folder: "documents" },
+    })
+    // Not yet: the upload may still be completed for an hour after its URL expired.
+    expect(existsSync(incoming)).toBe(true)
+
+    server.clock.advance(3600_000)
+    const carol = await signUp(server)
+    await server.api("POST", "/api/media/presigned-url", {
+      token: carol.accessToken,
+      body: { file_name: "c.pdf", file_type: "application/pdf", folder: "documents" },
+    })
+    await waitFor(() => !existsSync(incoming), 5000, "the abandoned upload to be removed")
+    // The completed one is untouched.
+    expect((await fetch(server.url + `/api/media/files/${presign.body.file_key}`)).status).toBe(200)
+  })
+})
+
 /**
  * A stand-in for S3 on localhost: keeps objects in memory and records every request, so the test checks what
  * the s3 driver really sends (path-style URLs, SigV4 headers or presigned query parameters, bodies).
@@ -528,6 +576,11 @@ function fakeS3() {
 }
 
 describe("media, s3 storage", () => {
+  test("the s3 driver needs a bucket and keys", () => {
+    const config = loadConfig({ env: {}, overrides: { "media.driver": "s3", "media.s3_bucket": "b" } })
+    expect(() => createMediaStorage(config)).toThrow("media.s3_access_key_id")
+  })
+
   let s3: ReturnType<typeof fakeS3>
   let server: TestServer
   let alice: SignedUpUser
@@ -566,6 +619,8 @@ describe("media, s3 storage", () => {
     expect(upload.pathname).toBe(`/urge-test/incoming/${key}`)
     expect(upload.searchParams.get("X-Amz-Expires")).toBe("3600")
     expect(upload.searchParams.get("X-Amz-Algorithm")).toBe("AWS4-HMAC-SHA256")
+    // Only the host is signed: the app's PUT may send any Content-Type (the type is sniffed later anyway).
+    expect(upload.searchParams.get("X-Amz-SignedHeaders")).toBe("host")
     expect(s3.requests).toHaveLength(0)
 
     const put = await fetch(upload, { method: "PUT", headers: { "content-type": "image/jpeg" }, body: bytes })

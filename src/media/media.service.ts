@@ -111,6 +111,26 @@ function uploadSignature(deps: Deps, key: string, expires: number): string {
 const notUploaded = () => badRequest("media.not_uploaded", "File not found in storage. Please upload first.")
 const mediaNotFound = () => notFound("media.not_found", "Media not found")
 
+/** How often (at most) abandoned uploads are swept, and how long after its URL expired an upload may still complete. */
+const sweepEveryMs = 3600_000
+const lastSweep = new WeakMap<MediaStorage, number>()
+
+/**
+ * Sweeps uploads never completed, at most hourly, piggybacking on presign requests (no timer to stop): an
+ * upload is kept its URL's lifetime plus an hour for complete-upload to follow.
+ */
+function sweepNowAndThen(deps: Deps, storage: MediaStorage) {
+  const now = deps.clock.now()
+  if (now - (lastSweep.get(storage) ?? 0) < sweepEveryMs) return
+  lastSweep.set(storage, now)
+  const before = now - deps.config.media.upload_url_ttl * 1000 - sweepEveryMs
+  storage.sweep(before).then(
+    (removed) => removed && deps.logger.info("media: abandoned uploads removed", { removed }),
+    (error: unknown) =>
+      deps.logger.warn("media: sweeping abandoned uploads failed", { error: String(error) }),
+  )
+}
+
 /** `POST /media/presigned-url`: where to PUT the file, and the URL it will have once complete. */
 export function presignUpload(
   deps: Deps,
@@ -119,6 +139,7 @@ export function presignUpload(
   input: { file_name: string; file_type: string; folder?: MediaFolder },
   base: string,
 ) {
+  sweepNowAndThen(deps, storage)
   const folder = input.folder ?? "media"
   const mime = input.file_type.split(";")[0]!.trim().toLowerCase()
   if (!folderMimes[folder].includes(mime))

@@ -1,5 +1,5 @@
 import { mkdirSync } from "node:fs"
-import { mkdir, open, rename, rm, stat } from "node:fs/promises"
+import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises"
 import { dirname, join } from "node:path"
 import { type Config, ConfigError } from "../config.ts"
 import { AppError } from "../errors.ts"
@@ -29,6 +29,11 @@ export interface MediaStorage {
   presignGet(key: string, expiresIn: number): string | null
   /** local: the file on disk, for serving with ranges; s3: null. */
   localFile(key: string): ReturnType<typeof Bun.file> | null
+  /**
+   * Removes uploads never completed (under `incoming/`) and temp files of interrupted writes, last written
+   * before `before` (ms). local only; with s3 a bucket lifecycle rule on `incoming/` does it. Returns the count.
+   */
+  sweep(before: number): Promise<number>
 }
 
 /** The storage the config asks for. */
@@ -124,6 +129,22 @@ export function localMediaStorage(root: string): MediaStorage {
     presignPut: () => null,
     presignGet: () => null,
     localFile: (key) => Bun.file(pathOf(key)),
+    async sweep(before) {
+      let removed = 0
+      for (const dir of [join(root, "incoming"), temps]) {
+        const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => [])
+        for (const entry of entries) {
+          if (!entry.isFile()) continue
+          const path = join(entry.parentPath, entry.name)
+          const info = await stat(path).catch(() => null)
+          if (info && info.mtimeMs < before) {
+            await rm(path, { force: true })
+            removed++
+          }
+        }
+      }
+      return removed
+    },
   }
 }
 
@@ -178,5 +199,6 @@ export function s3Storage(client: Bun.S3Client): MediaStorage {
     presignPut: (key, expiresIn) => client.presign(key, { method: "PUT", expiresIn }),
     presignGet: (key, expiresIn) => client.presign(key, { method: "GET", expiresIn }),
     localFile: () => null,
+    sweep: async () => 0,
   }
 }
