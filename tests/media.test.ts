@@ -309,6 +309,47 @@ describe("media, local storage", () => {
     expect(Buffer.from(await attachment.arrayBuffer())).toEqual(bytes)
   })
 
+  test("every type of the allow-lists is recognised from its bytes, whatever the name says", async () => {
+    const gif = await sharp({ create: { width: 8, height: 8, channels: 3, background: "#00ff00" } })
+      .gif()
+      .toBuffer()
+    const webp = await sharp({ create: { width: 8, height: 8, channels: 3, background: "#00ff00" } })
+      .webp()
+      .toBuffer()
+    const pad = (head: Buffer) => Buffer.concat([head, Buffer.alloc(2000, 5)])
+    const cases: [Uint8Array, string, string, string][] = [
+      [gif, "image/gif", "IMAGE", "media"],
+      [webp, "image/webp", "IMAGE", "media"],
+      [pad(Buffer.from("\0\0\0\x14ftypqt  \0\0\0\0qt  ", "latin1")), "video/quicktime", "VIDEO", "media"],
+      [
+        pad(Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1])),
+        "application/msword",
+        "DOCUMENT",
+        "documents",
+      ],
+      [pad(Buffer.from("ID3\x04\0\0\0\0\0\0", "latin1")), "audio/mpeg", "AUDIO", "voice"],
+      [pad(Buffer.from([0xff, 0xfb, 0x90, 0x64])), "audio/mpeg", "AUDIO", "voice"],
+      [pad(Buffer.from("RIFF\0\0\0\0WAVEfmt ", "latin1")), "audio/wav", "AUDIO", "voice"],
+      [pad(Buffer.from([0xff, 0xf1, 0x50, 0x80])), "audio/aac", "AUDIO", "voice"],
+    ]
+    for (const [bytes, mime, kind, folder] of cases) {
+      const res = await multipart(server, alice, form(bytes, "file.bin", "application/octet-stream"))
+      expect(res.status).toBe(200)
+      expect(res.body).toMatchObject({ mime_type: mime, file_type: kind })
+      expect(res.body.file_url).toContain(`/api/media/files/${folder}/`)
+    }
+    // A zip that is not a Word document, HTML and SVG are refused.
+    for (const bytes of [
+      pad(Buffer.from("PK\x03\x04", "latin1")),
+      Buffer.from("<!doctype html><script>alert(1)</script>"),
+      Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'),
+    ]) {
+      const res = await multipart(server, alice, form(bytes, "x.png", "image/png"))
+      expect(res.status).toBe(400)
+      expect(res.body.code).toBe("media.unsupported_type")
+    }
+  })
+
   test("refusals: no token, wrong MIME, forged or expired upload URL, someone else's media", async () => {
     for (const [method, path, body] of [
       ["POST", "/api/media/presigned-url", { file_name: "a.png", file_type: "image/png" }],
