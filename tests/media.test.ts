@@ -402,6 +402,14 @@ describe("media, local storage", () => {
     const later = new URL(url)
     later.searchParams.set("expires", String(Number(url.searchParams.get("expires")) + 3600))
     expect((await fetch(later, { method: "PUT", body: await png() })).status).toBe(403)
+    const json = await fetch(url, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    })
+    expect(json.status).toBe(415)
+    const empty = await fetch(url, { method: "PUT" })
+    expect(empty.status).toBe(400)
     const unsigned = new URL(url)
     unsigned.search = ""
     expect((await fetch(unsigned, { method: "PUT", body: await png() })).status).toBe(403)

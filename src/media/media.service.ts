@@ -177,6 +177,9 @@ export async function receiveUpload(
     throw new AppError(409, "media.already_uploaded", "This upload is already complete.")
   const limit = folderLimit(deps, key.slice(0, key.indexOf("/")) as MediaFolder)
   if (Number(request.headers.get("content-length") ?? 0) > limit) throw tooLarge(limit)
+  // A JSON Content-Type makes the app's root parser read the body first; no allowed file is JSON anyway.
+  if (request.bodyUsed)
+    throw new AppError(415, "media.unsupported_type", "An upload is the file's own bytes, not JSON.")
   if (!request.body) throw badRequest("media.empty", "The upload has no body.")
   const size = await storage.writeStream(`incoming/${key}`, request.body, limit)
   return { success: true, file_key: key, file_size: size }
@@ -242,6 +245,10 @@ export async function uploadFile(
   file: File,
   base: string,
 ): Promise<MediaJson> {
+  const largest = Math.max(
+    ...(["IMAGE", "VIDEO", "AUDIO", "DOCUMENT"] as const).map((k) => kindLimit(deps, k)),
+  )
+  if (file.size > largest) throw tooLarge(largest)
   const bytes = new Uint8Array(await file.arrayBuffer())
   const head = bytes.subarray(0, sniffHeadBytes)
   const mime = sniffMime(head, bytes.subarray(Math.max(0, bytes.length - sniffTailBytes)))
