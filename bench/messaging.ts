@@ -14,7 +14,7 @@
  */
 import { Database as SqliteDatabase } from "bun:sqlite"
 import { type Subprocess, spawn } from "bun"
-import { copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 import pg from "pg"
 import { signAccessToken } from "../src/auth/tokens.ts"
@@ -34,6 +34,7 @@ import {
   runRate,
   type SampleUser,
 } from "./lib.ts"
+import { cpuSeconds } from "./realtime/lib.ts"
 
 const opts = args()
 const targets = (opts.targets ?? "sqlite-full,sqlite-normal,postgres").split(",")
@@ -50,6 +51,8 @@ type Row = {
   what: string
   concurrency: number | string
   result: LoadResult | null
+  /** CPU the server process (and, on Postgres, every postgres process) used per request, warm-up included. */
+  cpu?: { server: number; postgres?: number }
   note?: string
 }
 const rows: Row[] = []
@@ -135,7 +138,7 @@ async function get(url: string, headers: Record<string, string>, check?: (body: 
   return check ? check(body) || `unexpected body ${JSON.stringify(body).slice(0, 200)}` : true
 }
 
-async function readPhases(target: string, url: string, meta: DatasetMeta, users: Actor[]) {
+async function readPhases(target: string, url: string, meta: DatasetMeta, users: Actor[], pid: number) {
   const largest = (u: Actor) => u.conversations.reduce((a, b) => (b.lastSeq > a.lastSeq ? b : a))
   const phases: { what: string; request: () => Promise<boolean | string> }[] = [
     {
@@ -193,8 +196,9 @@ async function readPhases(target: string, url: string, meta: DatasetMeta, users:
     })
   for (const phase of phases)
     for (const c of readConcurrency) {
-      const result = await runLoad(c, readSeconds, phase.request, 0.5)
-      rows.push({ target, what: phase.what, concurrency: c, result })
+      await runLoad(c, 0.5, phase.request, 0) // warm-up, outside the CPU sample
+      const { result, cpu } = await withCpu(pid, target, phase.request, (r) => runLoad(c, readSeconds, r, 0))
+      rows.push({ target, what: phase.what, concurrency: c, result, cpu })
       print(rows.at(-1)!)
     }
 }
@@ -218,20 +222,48 @@ const sendOne = (url: string, users: Actor[]) => async (): Promise<boolean | str
   return true
 }
 
-async function sendPhase(target: string, url: string, users: Actor[], c: number) {
-  const result = await runLoad(c, sendSeconds, sendOne(url, users), 2)
-  rows.push({ target, what: "send (POST /api/messages)", concurrency: c, result })
+/** Runs `load` with a counted request and returns its result with the CPU used per request. */
+async function withCpu(
+  pid: number,
+  target: string,
+  request: () => Promise<boolean | string>,
+  load: (request: () => Promise<boolean | string>) => Promise<LoadResult>,
+) {
+  let n = 0
+  const counted = () => (n++, request())
+  const server0 = cpuSeconds(pid)
+  const pg0 = target === "postgres" ? postgresCpuSeconds() : 0
+  const result = await load(counted)
+  const per = (seconds: number) => (seconds * 1e6) / Math.max(1, n)
+  const cpu: Row["cpu"] = { server: per(cpuSeconds(pid) - server0) }
+  if (target === "postgres") cpu.postgres = per(postgresCpuSeconds() - pg0)
+  return { result, cpu }
+}
+
+/** CPU seconds used so far by every postgres process on this machine (the bench's backends among them). */
+function postgresCpuSeconds(): number {
+  let total = 0
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d)))
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "postgres") total += cpuSeconds(Number(pid))
+    } catch {} // the process ended meanwhile
+  return total
+}
+
+async function sendPhase(target: string, url: string, pid: number, users: Actor[], c: number) {
+  const { result, cpu } = await withCpu(pid, target, sendOne(url, users), (r) =>
+    runLoad(c, sendSeconds, r, 2),
+  )
+  rows.push({ target, what: "send (POST /api/messages)", concurrency: c, result, cpu })
   print(rows.at(-1)!)
 }
 
-async function sendAtRate(target: string, url: string, users: Actor[], rate: number) {
-  const result = await runRate(rate, sendSeconds, sendOne(url, users), 2)
-  rows.push({
-    target,
-    what: `send (POST /api/messages), open loop at ${rate}/s offered`,
-    concurrency: "open",
-    result,
-  })
+async function sendAtRate(target: string, url: string, pid: number, users: Actor[], rate: number) {
+  const { result, cpu } = await withCpu(pid, target, sendOne(url, users), (r) =>
+    runRate(rate, sendSeconds, r, 2),
+  )
+  const what = `send (POST /api/messages), open loop at ${rate}/s offered`
+  rows.push({ target, what, concurrency: "open", result, cpu })
   print(rows.at(-1)!)
 }
 
@@ -239,7 +271,7 @@ function print(r: Row) {
   const x = r.result
   if (!x) return console.log(`${r.target} | ${r.what} | c=${r.concurrency} | ${r.note ?? ""}`)
   console.log(
-    `${r.target} | ${r.what} | c=${r.concurrency} | ${fmt(x.rate, 0)}/s | p50 ${fmt(x.latency.p50)} ms | p99 ${fmt(x.latency.p99)} ms | max ${fmt(x.latency.max)} ms | n=${x.requests}${x.errors ? ` | ERRORS ${x.errors}: ${x.firstError}` : ""}`,
+    `${r.target} | ${r.what} | c=${r.concurrency} | ${fmt(x.rate, 0)}/s | p50 ${fmt(x.latency.p50)} ms | p99 ${fmt(x.latency.p99)} ms | max ${fmt(x.latency.max)} ms | n=${x.requests}${x.errors ? ` | ERRORS ${x.errors}: ${x.firstError}` : ""}${r.cpu ? ` | server CPU ${fmt(r.cpu.server, 0)} µs/req${r.cpu.postgres !== undefined ? `, postgres CPU ${fmt(r.cpu.postgres, 0)} µs/req` : ""}` : ""}`,
   )
 }
 
@@ -368,14 +400,15 @@ async function runTarget(target: string) {
   try {
     const { url, proc } = await startServer(env)
     try {
-      if (only !== "send") await readPhases(target, url, meta, users)
+      if (only !== "send") await readPhases(target, url, meta, users, proc.pid)
       if (only !== "reads")
         for (const c of String(opts.concurrency ?? concurrency)
           .split(",")
           .map(Number))
-          await sendPhase(target, url, users, c)
+          await sendPhase(target, url, proc.pid, users, c)
       if (only !== "reads" && opts.rate)
-        for (const rate of opts.rate.split(",").map(Number)) await sendAtRate(target, url, users, rate)
+        for (const rate of opts.rate.split(",").map(Number))
+          await sendAtRate(target, url, proc.pid, users, rate)
     } finally {
       await stopServer(proc)
     }
@@ -390,11 +423,13 @@ for (const target of targets) await runTarget(target)
 rmSync(join(outDir, "server-data"), { recursive: true, force: true })
 
 // Markdown summary.
-console.log("\n| target | what | conc. | rate/s | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|---|---|")
+console.log(
+  "\n| target | what | conc. | rate/s | p50 ms | p99 ms | max ms | server CPU µs/req | postgres CPU µs/req |\n|---|---|---|---|---|---|---|---|---|",
+)
 for (const r of rows) {
   const x = r.result!
   console.log(
-    `| ${r.target} | ${r.what} | ${r.concurrency} | ${fmt(x.rate, 0)} | ${fmt(x.latency.p50)} | ${fmt(x.latency.p99)} | ${fmt(x.latency.max)} |${x.errors ? ` errors ${x.errors}` : ""}`,
+    `| ${r.target} | ${r.what} | ${r.concurrency} | ${fmt(x.rate, 0)} | ${fmt(x.latency.p50)} | ${fmt(x.latency.p99)} | ${fmt(x.latency.max)} | ${r.cpu ? fmt(r.cpu.server, 0) : ""} | ${r.cpu?.postgres !== undefined ? fmt(r.cpu.postgres, 0) : ""} |${x.errors ? ` errors ${x.errors}` : ""}`,
   )
 }
 console.log("\n| target | baseline | rows/s |\n|---|---|---|")

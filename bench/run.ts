@@ -28,6 +28,10 @@ const benches: Record<string, Bench> = {
   },
   groups: { script: "groups.ts", about: "only-admins-can-post check and GroupResponse for a large group" },
   "auth-check": { script: "auth-check.ts", about: "per-request auth check (token + session lookup)" },
+  backup: {
+    script: "backup.ts",
+    about: "urge backup create/verify/restore on the generated SQLite dataset [--runs N]",
+  },
   media: { script: "media.ts", about: "upload (photo against a same-size PDF) and file serving [--runs N]" },
 }
 

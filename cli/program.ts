@@ -3,6 +3,7 @@ import pkg from "../package.json" with { type: "json" }
 import { type Config, ConfigError, type ConfigKey, loadConfig } from "../src/config.ts"
 import { createDeps, type Deps } from "../src/deps.ts"
 import { AppError } from "../src/errors.ts"
+import { backupCommand } from "./backup.command.ts"
 import { configCommand } from "./config.command.ts"
 import { doctorCommand } from "./doctor.command.ts"
 import { migrateCommand } from "./migrate.command.ts"
@@ -16,6 +17,8 @@ export type CliContext = {
   deps(overrides?: Partial<Record<ConfigKey, unknown>>): Deps
   /** Where commands write their results (stdout; tests capture it). */
   print(line: string): void
+  /** The directory relative paths given on the command line are resolved against. */
+  cwd: string
 }
 
 export type ProgramOptions = {
@@ -37,12 +40,14 @@ export function buildProgram(options: ProgramOptions = {}): Command {
       loadConfig({ configPath: program.opts().config, env: options.env, cwd: options.cwd, overrides }),
     deps: (overrides) => createDeps(context.loadConfig(overrides)),
     print: options.print ?? ((line) => console.log(line)),
+    cwd: options.cwd ?? process.cwd(),
   }
   program.addCommand(serveCommand(context))
   program.addCommand(migrateCommand(context))
   program.addCommand(configCommand(context))
   program.addCommand(doctorCommand(context))
   program.addCommand(usersCommand(context))
+  program.addCommand(backupCommand(context))
   return program
 }
 

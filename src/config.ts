@@ -171,6 +171,16 @@ const fields = {
     default: true,
     doc: "urge serve applies pending migrations before listening (urge serve --no-migrate turns it off).",
   },
+  "backup.dir": {
+    parse: str,
+    default: "",
+    doc: "Where urge backup create writes and urge backup list looks (empty: <data.dir>/backups; relative: under data.dir).",
+  },
+  "backup.keep": {
+    parse: int(0, 100_000),
+    default: 0,
+    doc: "After urge backup create, delete all but this many newest backups of backup.dir (0 keeps every one).",
+  },
   "auth.jwt_secret": {
     parse: str,
     default: "",
@@ -291,6 +301,16 @@ const fields = {
     default: 5,
     doc: "How long after a user's last socket closes before they are shown offline (a quick reconnect stays online).",
   },
+  "realtime.heartbeat_interval": {
+    parse: duration(0.01),
+    default: 5,
+    doc: "With a redis or postgres bus, how often each instance announces on the bus that it is alive.",
+  },
+  "realtime.heartbeat_timeout": {
+    parse: duration(0.05),
+    default: 20,
+    doc: "An instance silent on the bus this long (at least twice heartbeat_interval) is taken for dead (killed, crashed, cut off): the users online only through it are shown offline.",
+  },
   "realtime.presence_group_limit": {
     parse: int(0, 1_000_000),
     default: 256,
@@ -365,6 +385,7 @@ export type Config = {
     busy_timeout: number
     migrate_on_start: boolean
   }
+  backup: { dir: string; keep: number }
   auth: {
     jwt_secret: string
     access_token_ttl: number
@@ -401,6 +422,8 @@ export type Config = {
     bus_channel: string
     ping_interval: number
     presence_grace: number
+    heartbeat_interval: number
+    heartbeat_timeout: number
     presence_group_limit: number
     typing_timeout: number
     send_buffer_limit: number
@@ -480,6 +503,13 @@ export function loadConfig(options: LoadOptions = {}): Config {
   const config = unflatten(flat as Flat) as unknown as Config
   config.data.dir = resolve(cwd, config.data.dir)
   if (config.media.dir) config.media.dir = resolve(cwd, config.media.dir)
+  // A timeout within one interval would take live instances for dead between two heartbeats.
+  if (config.realtime.heartbeat_timeout < 2 * config.realtime.heartbeat_interval)
+    fail(
+      "realtime.heartbeat_timeout",
+      `at least twice realtime.heartbeat_interval (${config.realtime.heartbeat_interval}s)`,
+      config.realtime.heartbeat_timeout,
+    )
   config.source = source
   return config
 }

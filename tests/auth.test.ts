@@ -282,6 +282,19 @@ describe("access tokens", () => {
     expect(await status(sign({ alg: "HS256" }, { ...claims, sid: Bun.randomUUIDv7() }))).toBe(401)
   })
 
+  // On Postgres concurrent lookups share one query: each request must still get its own session's answer.
+  test("concurrent requests of different users, one of them logged out, each get their own answer", async () => {
+    const users = await Promise.all(Array.from({ length: 12 }, () => signUp(server)))
+    const out = users.pop()!
+    await server.api("POST", "/api/auth/logout", { token: out.accessToken })
+    const answers = await Promise.all(
+      [...users, out, ...users].map((u) => server.api("GET", "/api/auth/me", { token: u.accessToken })),
+    )
+    const ids = answers.map((r) => (r.status === 200 ? r.body.id : r.status))
+    const expected = users.map((u) => u.user.id)
+    expect(ids).toEqual([...expected, 401, ...expected])
+  })
+
   test("expired → 401; allowExpired accepts it while the session lives (realtime reconnect)", async () => {
     const user = await signUp(server)
     server.clock.advance(15 * 60 * 1000)

@@ -253,7 +253,8 @@ describe("the binary, from an empty directory with the build tree out of reach",
       expect(version).toMatchObject({ code: 0, stdout: `${pkg.version}\n` })
       const help = await run(["--help"], place)
       expect(help.code).toBe(0)
-      for (const command of ["serve", "migrate", "config", "doctor"]) expect(help.stdout).toContain(command)
+      for (const command of ["serve", "migrate", "config", "doctor", "users", "backup"])
+        expect(help.stdout).toContain(command)
       // Neither touched the native cache: sharp loads only when images are needed.
       expect(existsSync(join(place.home, ".cache"))).toBe(false)
     },
@@ -397,6 +398,41 @@ describe("the binary, from an empty directory with the build tree out of reach",
 
       expect(await server.stop("SIGTERM")).toBe(0)
       expect(server.lines.at(-1)?.msg).toBe("stopped")
+    },
+    slow,
+  )
+
+  test(
+    "backup: created while serving, verified; restore refused while serving, done once stopped",
+    async () => {
+      const place = freshPlace(await databaseEnv())
+      const server = await serve(place)
+      const created = await run(["backup", "create"], place)
+      expect(created).toMatchObject({ code: 0, stderr: "" })
+      const file = /^created (\S+) /.exec(created.stdout)?.[1] ?? ""
+      expect(file).toStartWith(join(place.cwd, "data", "backups", "urge-"))
+      expect(created.stdout).toContain(`jwt secret: ${file}.jwt-secret`)
+
+      const verified = await run(["backup", "verify", file], place)
+      expect(verified).toMatchObject({ code: 0, stderr: "" })
+      expect(verified.stdout).toContain(`schema: ${migrationNames.length} migrations`)
+
+      // A separate process holds the database: the refusal sees a real server, not one in its own process.
+      // (/health queries the database: on Postgres the server's pool then has a connection open for 10 s.)
+      expect((await fetch(`${server.url}/health`)).status).toBe(200)
+      const refused = await run(["backup", "restore", file], place)
+      expect(refused.code).toBe(1)
+      expect(refused.stderr).toContain("(a running urge serve?): stop every server using it, then restore")
+
+      expect(await server.stop("SIGTERM")).toBe(0)
+      const restored = await run(["backup", "restore", file], place)
+      expect(restored).toMatchObject({ code: 0, stderr: "" })
+      expect(restored.stdout).toContain("previous database kept at ")
+      const listed = await run(["backup", "list"], place)
+      expect(listed.stdout).toContain(file)
+      const again = await serve(place)
+      expect((await fetch(`${again.url}/health`)).status).toBe(200)
+      expect(await again.stop("SIGTERM")).toBe(0)
     },
     slow,
   )

@@ -56,6 +56,11 @@ describe("configuration", () => {
       [{ URGE_DATABASE_URL: "mysql://x" }, /database\.url must be empty or a postgres/],
       [{ URGE_AUTH_ACCESS_TOKEN_TTL: "soon" }, /auth\.access_token_ttl must be a duration/],
       [{ URGE_LOG_REQUESTS: "maybe" }, /log\.requests must be true or false/],
+      // A timeout within two heartbeats would take live instances for dead.
+      [
+        { URGE_REALTIME_HEARTBEAT_INTERVAL: "10s", URGE_REALTIME_HEARTBEAT_TIMEOUT: "15s" },
+        /realtime\.heartbeat_timeout must be at least twice realtime\.heartbeat_interval/,
+      ],
     ]
     for (const [env, message] of cases) expect(() => loadConfig({ cwd: dir(), env })).toThrow(message)
     const cwd = dir()

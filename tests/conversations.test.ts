@@ -233,6 +233,9 @@ describe("the conversation list", () => {
     expect(item).toMatchObject({ participantCount: 12, participant_count: 12 })
     const one = await server.api("GET", `/api/conversations/${id}`, { token: people[5]!.accessToken })
     expect(one.body.participants).toHaveLength(12)
+    expect(item.participants.map((p: any) => p.id)).toEqual(
+      one.body.participants.slice(0, 10).map((p: any) => p.id),
+    )
   })
 
   test("unknown and malformed ids are 404, never 422 or 500", async () => {

@@ -410,6 +410,25 @@ describe("search", () => {
     ).toBe(400)
   })
 
+  test("finds the caller's older matches behind many newer ones in conversations they are not in", async () => {
+    const [u, v, w] = await signUpMany(server, 3, "Deep")
+    const uv = await directChat(server, u!, v!)
+    const vw = await directChat(server, v!, w!)
+    await send(server, u!, uv, "walrus one")
+    await send(server, v!, uv, "walrus two")
+    for (let i = 0; i < 60; i++) await send(server, v!, vw, `walrus elsewhere ${i}`)
+    await send(server, v!, uv, "walrus three")
+    const search = async (query: string) =>
+      (await server.api("GET", `/api/messages/search?${query}`, { token: u!.accessToken })).body
+    const p1 = await search("q=walrus&limit=2")
+    expect(p1.messages.map((m: any) => m.content)).toEqual(["walrus three", "walrus two"])
+    expect(p1.has_more).toBe(true)
+    const p2 = await search(`q=walrus&limit=2&cursor=${p1.next_cursor}`)
+    expect(p2.messages.map((m: any) => m.content)).toEqual(["walrus one"])
+    expect(p2.has_more).toBe(false)
+    expect((await search("q=walrus elsewhere")).messages).toEqual([])
+  })
+
   test("never returns deleted, hidden or cleared messages, nor edited-away words", async () => {
     const [u, v] = await signUpMany(server, 2, "Gone")
     const id = await directChat(server, u!, v!)

@@ -69,6 +69,22 @@ describe("fanout by membership", () => {
     bobNative.close()
   })
 
+  test("a Socket.IO client that starts on polling and upgrades to websocket gets each event once", async () => {
+    const [alice, bob] = await Promise.all([signUp(server), signUp(server)])
+    const chat = await createDirect(alice, bob)
+    const bobApp = socketIoClient(server, bob.accessToken, ["polling", "websocket"])
+    await connected(bobApp)
+    const before = await sendRest(alice, chat, "while polling")
+    await bobApp.next("message:received", ([m]) => m.id === before.id)
+    await waitFor(() => bobApp.socket.io.engine.transport.name === "websocket")
+    const after = await sendRest(alice, chat, "after the upgrade")
+    const last = await sendRest(alice, chat, "and one more")
+    await bobApp.next("message:received", ([m]) => m.id === last.id)
+    const ids = bobApp.events.filter((e) => e.name === "message:received").map((e) => e.args[0].id)
+    expect(ids).toEqual([before.id, after.id, last.id])
+    bobApp.close()
+  })
+
   test("a conversation created after the socket connected is delivered; non-members get nothing", async () => {
     const [alice, bob, eve] = await Promise.all([signUp(server), signUp(server), signUp(server)])
     const bobApp = socketIoClient(server, bob.accessToken)
@@ -244,8 +260,9 @@ describe("client events through messaging", () => {
     const chat = await createDirect(alice, bob)
     const first = await sendRest(bob, chat, "question")
     const aliceApp = socketIoClient(server, alice.accessToken)
+    const aliceTablet = socketIoClient(server, alice.accessToken)
     const bobNative = await connectNative(server, { token: bob.accessToken })
-    await Promise.all([connected(aliceApp), bobNative.next("hello")])
+    await Promise.all([connected(aliceApp), connected(aliceTablet), bobNative.next("hello")])
     const optimistic = {
       id: `temp-${Date.now()}`,
       conversationId: chat,
@@ -263,6 +280,9 @@ describe("client events through messaging", () => {
     expect(again.data.id).toBe(ack.data.id)
     const frame = await bobNative.next("message:received", (f) => f.data.id === ack.data.id)
     expect(frame.data.replyTo).toMatchObject({ id: first.id })
+    // Alice's other Socket.IO socket hears it; the sending one gets no echo.
+    await aliceTablet.next("message:received", ([m]) => m.id === ack.data.id)
+    expect(aliceApp.events.some((e) => e.name === "message:received")).toBe(false)
 
     const refused = await aliceApp.request("message:sent", {
       conversationId: crypto.randomUUID(),
@@ -271,6 +291,7 @@ describe("client events through messaging", () => {
     expect(refused.ok).toBe(false)
     expect([403, 404]).toContain(refused.error.status)
     aliceApp.close()
+    aliceTablet.close()
     bobNative.close()
   })
 

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { directChat } from "./helpers/messaging.ts"
 import { connected, connectNative, socketIoClient } from "./helpers/realtime.ts"
 import { type TestServer, startTestServer } from "./helpers/server.ts"
 import { requestCode, signUp } from "./helpers/users.ts"
@@ -211,46 +212,51 @@ function forgedToken(): string {
 }
 
 describe("back-pressure", () => {
-  test("a consumer that stops reading is closed with 4429 once its buffer passes the limit; the server keeps serving", async () => {
-    const own = await startTestServer({ config: { "realtime.send_buffer_limit": 64 * 1024 } })
-    try {
-      const alice = await signUp(own)
-      const child = Bun.spawn(
-        [
-          process.execPath,
-          `${import.meta.dir}/fixtures/ws-client.ts`,
-          own.wsUrl(`/ws?token=${alice.accessToken}`),
-        ],
-        { stdout: "pipe" },
-      )
-      const reader = child.stdout.getReader()
-      let out = ""
-      while (!out.includes("open")) out += new TextDecoder().decode((await reader.read()).value)
-      await waitFor(() => own.deps.presence.isOnline(alice.user.id))
-      process.kill(child.pid, "SIGSTOP")
-      const blob = "x".repeat(64 * 1024)
-      // Far more than the kernel's socket buffers hold, so the server's own queue must grow.
-      for (let i = 0; i < 1000 && own.deps.presence.isOnline(alice.user.id); i++) {
-        own.deps.events.emit({
-          type: "users",
-          userIds: [alice.user.id],
-          name: "test:blob",
-          data: { i, blob },
-        })
-        await Bun.sleep(1)
+  // A `users` event goes socket by socket; a conversation event through the conversation's topic.
+  test.each(["users", "conversation"] as const)(
+    "a consumer that stops reading is closed with 4429 once its buffer passes the limit (%s events); the server keeps serving",
+    async (kind) => {
+      const own = await startTestServer({ config: { "realtime.send_buffer_limit": 64 * 1024 } })
+      try {
+        const alice = await signUp(own)
+        const bob = await signUp(own)
+        const chat = await directChat(own, alice, bob)
+        const child = Bun.spawn(
+          [
+            process.execPath,
+            `${import.meta.dir}/fixtures/ws-client.ts`,
+            own.wsUrl(`/ws?token=${alice.accessToken}`),
+          ],
+          { stdout: "pipe" },
+        )
+        const reader = child.stdout.getReader()
+        let out = ""
+        while (!out.includes("open")) out += new TextDecoder().decode((await reader.read()).value)
+        await waitFor(() => own.deps.presence.isOnline(alice.user.id))
+        process.kill(child.pid, "SIGSTOP")
+        const blob = "x".repeat(64 * 1024)
+        // Far more than the kernel's socket buffers hold, so the server's own queue must grow.
+        for (let i = 0; i < 1000 && own.deps.presence.isOnline(alice.user.id); i++) {
+          own.deps.events.emit(
+            kind === "users"
+              ? { type: "users", userIds: [alice.user.id], name: "test:blob", data: { i, blob } }
+              : { type: "conversation", conversationId: chat, name: "test:blob", data: { i, blob } },
+          )
+          await Bun.sleep(1)
+        }
+        process.kill(child.pid, "SIGCONT")
+        for (;;) {
+          const chunk = await reader.read()
+          if (chunk.done) break
+          out += new TextDecoder().decode(chunk.value)
+        }
+        const result = JSON.parse(out.trim().split("\n").at(-1)!)
+        expect(result).toMatchObject({ code: 4429, reason: "realtime.slow_consumer" })
+        expect(result.frames).toBeGreaterThan(0)
+        expect((await own.api("GET", "/health")).status).toBe(200)
+      } finally {
+        await own.stop()
       }
-      process.kill(child.pid, "SIGCONT")
-      for (;;) {
-        const chunk = await reader.read()
-        if (chunk.done) break
-        out += new TextDecoder().decode(chunk.value)
-      }
-      const result = JSON.parse(out.trim().split("\n").at(-1)!)
-      expect(result).toMatchObject({ code: 4429, reason: "realtime.slow_consumer" })
-      expect(result.frames).toBeGreaterThan(0)
-      expect((await own.api("GET", "/health")).status).toBe(200)
-    } finally {
-      await own.stop()
-    }
-  })
+    },
+  )
 })

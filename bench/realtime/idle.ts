@@ -8,6 +8,7 @@ import { loadavg } from "node:os"
 import {
   cpuSeconds,
   type Protocol,
+  requireOpenFiles,
   round,
   rssBytes,
   type ServerProcess,
@@ -25,6 +26,7 @@ const only = arg("only", "native,socket.io,bun-bare,node-sio").split(",") as Pro
 
 /** Connects `sockets` idle sockets of `protocol` and reports the server's RSS growth per connection. */
 export async function idleScenario(protocol: Protocol, count: number) {
+  requireOpenFiles(count)
   let server: ServerProcess
   let specs: { userId: string; token?: string; topics?: string[] }[]
   if (protocol === "native" || protocol === "socket.io") {

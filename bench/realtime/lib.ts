@@ -210,3 +210,21 @@ export function split<T>(items: T[], parts: number): T[][] {
 
 /** Absolute time in ms with sub-ms precision, comparable between processes of this machine. */
 export const nowMs = () => performance.timeOrigin + performance.now()
+
+/** The soft limit on open files of this process (the servers and load clients it starts inherit it). */
+export function openFileLimit(): number {
+  const line = /^Max open files\s+(\S+)/m.exec(readFileSync("/proc/self/limits", "utf8"))
+  return line?.[1] === "unlimited" ? Infinity : Number(line?.[1] ?? NaN)
+}
+
+/**
+ * Fails before any setup when one server could not hold `sockets` connections (plus its database files and
+ * listeners): past the limit, accept() fails and the run measures connection errors instead.
+ */
+export function requireOpenFiles(sockets: number) {
+  const limit = openFileLimit()
+  if (!(limit >= sockets + 256))
+    throw new Error(
+      `open-file limit ${limit} is too low for ${sockets} sockets on one server: run \`ulimit -n ${sockets + 1024}\` first`,
+    )
+}

@@ -16,6 +16,7 @@ import {
   cpuSeconds,
   type LoadClient,
   type Protocol,
+  requireOpenFiles,
   round,
   rssBytes,
   type ServerProcess,
@@ -25,7 +26,7 @@ import {
   summarise,
 } from "./lib.ts"
 import type { ReceiptStats, SendSpec, SocketSpec } from "./client.ts"
-import { type BenchUser, benchDeps, seedUsers } from "./seed.ts"
+import { type BenchUser, benchDeps, seedDirectConversations, seedUsers } from "./seed.ts"
 
 const arg = (name: string, fallback: string) =>
   process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback
@@ -48,21 +49,6 @@ async function api(server: ServerProcess, token: string, method: string, path: s
   const text = await res.text()
   if (res.status !== 200) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 300)}`)
   return JSON.parse(text)
-}
-
-/** Runs `task` over `items` with at most `concurrency` at once. */
-async function pool<T, R>(items: T[], concurrency: number, task: (item: T, i: number) => Promise<R>) {
-  const out: R[] = new Array(items.length)
-  let next = 0
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < items.length) {
-        const i = next++
-        out[i] = await task(items[i]!, i)
-      }
-    }),
-  )
-  return out
 }
 
 async function startClients(server: ServerProcess, protocol: Protocol, parts: SocketSpec[][]) {
@@ -101,6 +87,7 @@ async function waitForReceipts(clients: LoadClient[], expected: number, timeoutM
 export async function directScenario(variant: Variant, sockets: number, rate: number, seconds: number) {
   const pairs = Math.floor(sockets / 2)
   const { protocol, via } = variant
+  requireOpenFiles(sockets)
   let server: ServerProcess
   // parts[0] holds the first member of each pair, parts[1] the second: every message crosses processes.
   const parts: SocketSpec[][] = [[], []]
@@ -109,20 +96,11 @@ export async function directScenario(variant: Variant, sockets: number, rate: nu
     server = await startUrgeServer()
     const deps = benchDeps(server)
     const users = await seedUsers(deps, pairs * 2)
-    await deps.close()
-    const ids = await pool(
-      Array.from({ length: pairs }, (_, i) => i),
-      16,
-      async (i) => {
-        const a = users[2 * i]!
-        const b = users[2 * i + 1]!
-        const conversation = await api(server, a.token, "POST", "/api/conversations", {
-          type: "DIRECT",
-          participant_ids: [b.userId],
-        })
-        return conversation.id as string
-      },
+    const ids = await seedDirectConversations(
+      deps,
+      Array.from({ length: pairs }, (_, i) => [users[2 * i]!, users[2 * i + 1]!]),
     )
+    await deps.close()
     for (let i = 0; i < pairs; i++) {
       parts[0]!.push(users[2 * i]!)
       parts[1]!.push(users[2 * i + 1]!)
@@ -160,6 +138,7 @@ export async function directScenario(variant: Variant, sockets: number, rate: nu
     await Bun.sleep(500)
     await Promise.all(clients.map((c) => c.request({ cmd: "reset" })))
     const cpuBefore = cpuSeconds(server.pid)
+    const clientCpuBefore = clients.map((c) => cpuSeconds(c.pid))
     const started = performance.now()
     const sent = await Promise.all(
       clients.map((c, i) =>
@@ -169,6 +148,8 @@ export async function directScenario(variant: Variant, sockets: number, rate: nu
     const stats = await waitForReceipts(clients, total, 10_000)
     const elapsed = (performance.now() - started) / 1000
     const cpu = cpuSeconds(server.pid) - cpuBefore
+    // The load clients share the 2 cores with the server: their CPU is part of what the latency waits for.
+    const clientCpu = clients.reduce((n, c, i) => n + cpuSeconds(c.pid) - clientCpuBefore[i]!, 0)
     const latencies = stats.flatMap((s) => s.latencies)
     const figure = {
       scenario: "direct",
@@ -185,6 +166,7 @@ export async function directScenario(variant: Variant, sockets: number, rate: nu
       ackMs: summarise(stats.flatMap((s) => s.acks)),
       serverCpuPercent: round((cpu / elapsed) * 100, 1),
       serverCpuUsPerMessage: round((cpu * 1e6) / Math.max(1, latencies.length), 1),
+      clientCpuPercent: round((clientCpu / elapsed) * 100, 1),
       serverRssMiB: round(rssBytes(server.pid) / 2 ** 20, 1),
       loadavg: round(loadavg()[0]!, 1),
     }
@@ -232,6 +214,7 @@ export async function groupScenario(
   presence: boolean,
 ) {
   const { protocol, via } = variant
+  requireOpenFiles(members)
   let server: ServerProcess
   let specs: SocketSpec[]
   let target: string

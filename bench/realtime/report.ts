@@ -21,14 +21,14 @@ const name = (f: any) =>
 const direct = lines.filter((f) => f.scenario === "direct" && !f.error)
 if (direct.length) {
   console.log(
-    "| 1:1, %d sockets, %d msg/s | received | p50 ms | p99 ms | max ms | ack p99 ms | server CPU µs/msg | load |",
+    "| 1:1, %d sockets, %d msg/s | received | p50 ms | p99 ms | max ms | ack p99 ms | server CPU µs/msg | server / clients CPU % | load |",
     direct[0].sockets,
     direct[0].rate,
   )
-  console.log("|---|--:|--:|--:|--:|--:|--:|--:|")
+  console.log("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
   for (const f of direct)
     console.log(
-      `| ${name(f)} | ${f.received}/${f.messages} | ${f.latencyMs.p50} | ${f.latencyMs.p99} | ${f.latencyMs.max} | ${f.ackMs.p99} | ${f.serverCpuUsPerMessage} | ${f.loadavg} |`,
+      `| ${name(f)} | ${f.received}/${f.messages} | ${f.latencyMs.p50} | ${f.latencyMs.p99} | ${f.latencyMs.max} | ${f.ackMs.p99} | ${f.serverCpuUsPerMessage} | ${f.serverCpuPercent} / ${f.clientCpuPercent ?? "–"} | ${f.loadavg} |`,
     )
   console.log()
 }

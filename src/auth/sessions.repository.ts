@@ -2,6 +2,7 @@ import type { Database as SqliteDatabase, Statement } from "bun:sqlite"
 import type { Kysely } from "kysely"
 import type { UserRole } from "../accounts/accounts.tables.ts"
 import type { DatabaseHandle } from "../db/database.ts"
+import { createReadCoalescer } from "../db/read-coalescer.ts"
 import type { Database } from "../db/schema.ts"
 
 /** Inserts a session (a logged-in device) with its hashed refresh token. */
@@ -40,7 +41,9 @@ const sqliteStatements = new WeakMap<SqliteDatabase, Statement<SessionForAuth, [
 /**
  * What every authenticated request needs about its session, in one primary-key lookup joined to the user
  * (the role comes from the row, so a role change applies at once). On SQLite it is a cached prepared
- * statement on the raw handle: through Kysely the same lookup costs ~30× more (bench/auth-check.ts).
+ * statement on the raw handle: through Kysely the same lookup costs ~30× more (bench/auth-check.ts). On
+ * Postgres, lookups of concurrent requests are coalesced into one query; a lookup never joins a query already
+ * sent, so it sees every logout committed before it was asked.
  */
 export async function findSessionForAuth(
   handle: DatabaseHandle,
@@ -56,16 +59,25 @@ export async function findSessionForAuth(
     }
     return statement.get(sessionId) ?? undefined
   }
-  return findSessionForAuthQuery(handle.db, sessionId)
+  let load = postgresLoaders.get(handle)
+  if (!load) {
+    const db = handle.db
+    load = createReadCoalescer(async (ids: string[]) => {
+      const rows = await db
+        .selectFrom("user_sessions as s")
+        .innerJoin("users as u", "u.id", "s.user_id")
+        .select(["s.id", "s.user_id", "s.expires_at", "s.ended_at", "s.last_used_at", "u.role"])
+        .where("s.id", "in", ids)
+        .execute()
+      return new Map(rows.map(({ id, ...session }) => [id, session]))
+    })
+    postgresLoaders.set(handle, load)
+  }
+  return load(sessionId)
 }
 
-const findSessionForAuthQuery = (db: Kysely<Database>, sessionId: string) =>
-  db
-    .selectFrom("user_sessions as s")
-    .innerJoin("users as u", "u.id", "s.user_id")
-    .select(["s.user_id", "s.expires_at", "s.ended_at", "s.last_used_at", "u.role"])
-    .where("s.id", "=", sessionId)
-    .executeTakeFirst()
+// Postgres: concurrent requests' lookups share one query (see read-coalescer.ts).
+const postgresLoaders = new WeakMap<DatabaseHandle, (id: string) => Promise<SessionForAuth | undefined>>()
 
 /** The live session holding this refresh token hash, or undefined. */
 export const findLiveSessionByRefreshHash = (db: Kysely<Database>, hash: string, now: number) =>

@@ -2,6 +2,7 @@ import { sql } from "kysely"
 import { requireMembership } from "../conversations/conversations.access.ts"
 import type { Deps } from "../deps.ts"
 import { badRequest } from "../errors.ts"
+import { readQuery } from "../db/read-query.ts"
 import { findMessageViews, hiddenAmong, type MessageView } from "./messages.repository.ts"
 import { serializeFor } from "./messages.service.ts"
 
@@ -10,6 +11,16 @@ export type SearchParams = { q: string; conversationId?: string; limit?: number;
 
 /** Up to this many of the caller's conversations go into the index query itself; beyond, results are filtered after. */
 const conversationsInQuery = 1000
+
+/**
+ * SQLite: how many newest matches of the words alone (any conversation) may be scanned, per conversation of
+ * the caller, before the search asks FTS5 for the caller's conversations instead. Measured on 1M messages
+ * (bench/messaging.ts): each `conv` token of that query costs FTS5 about 40 µs of set-up (a seek in every
+ * index segment) however few matches follow, each scanned match about 1 µs (a lookup of its conversation).
+ * So the scan costs at most what the query it may avoid costs, and answers alone for rare words (all their
+ * matches fit) and for callers whose conversations hold many of the matches.
+ */
+const scanPerConversation = 40
 
 /** The conversation as an FTS5 token: "c" + the uuid's hex digits (one unicode61 token). */
 const conversationToken = (id: string) => "c" + id.replace(/-/g, "").toLowerCase()
@@ -40,8 +51,9 @@ function decodeKey(cursor: string | undefined): SearchKey | null {
 
 /**
  * Full-text search over the caller's conversations (or one of them), newest match first, paginated by an
- * opaque cursor. The conversations are part of the index query (FTS5 `conv` column; Postgres GIN on
- * (conversation_id, tsv)), never a join after the fact. Deleted messages are not indexed; messages hidden by
+ * opaque cursor. The conversations are part of the index query (FTS5 `conv` column, after a bounded scan of
+ * the newest matches anywhere, see `sqliteSearch`; Postgres GIN on (conversation_id, tsv)). Deleted messages
+ * are not indexed; messages hidden by
  * the caller or before their clear point are filtered out. All words must match; the last one as a prefix.
  */
 export async function searchMessages(deps: Deps, userId: string, params: SearchParams) {
@@ -74,31 +86,16 @@ export async function searchMessages(deps: Deps, userId: string, params: SearchP
   let key = decodeKey(params.cursor)
   const found: MessageView[] = []
   let exhausted = false
-  // Filtering after the index (hidden, cleared, membership beyond the in-query cap) may drop rows: fetch on.
+  const sqliteMatches =
+    deps.database.dialect === "sqlite" ? sqliteSearch(deps, scope, words, key?.rid) : undefined
+  // Filtering after the index (hidden, cleared) may drop rows: fetch on.
   for (let round = 0; round < 20 && found.length <= limit && !exhausted; round++) {
     const want = limit + 1 - found.length + 16
     let ids: { id: string; key: SearchKey }[]
-    if (deps.database.dialect === "sqlite") {
-      const match =
-        (inQuery ? `conv : (${scope.map((s) => conversationToken(s.id)).join(" OR ")}) AND ` : "") +
-        `body : (${words.map((w, i) => (isPrefix(words, i) ? `"${w}"*` : `"${w}"`)).join(" AND ")})`
-      const rows = await sql<{
-        rid: number
-      }>`select rowid as rid from messages_fts where messages_fts match ${match}
-        and rowid < ${key?.rid ?? Number.MAX_SAFE_INTEGER} order by rowid desc limit ${want}`.execute(db)
-      const rids = rows.rows.map((r) => Number(r.rid))
-      const byRid = new Map(
-        rids.length
-          ? (
-              await sql<{
-                rid: number
-                id: string
-              }>`select rid, id from messages where rid in (${sql.join(rids)})`.execute(db)
-            ).rows.map((r) => [Number(r.rid), r.id] as const)
-          : [],
-      )
-      ids = rids.filter((rid) => byRid.has(rid)).map((rid) => ({ id: byRid.get(rid)!, key: { rid } }))
-      exhausted = rows.rows.length < want
+    if (sqliteMatches) {
+      const next = await sqliteMatches(want)
+      ids = next.ids.map((r) => ({ id: r.id, key: { rid: r.rid } }))
+      exhausted = next.exhausted
     } else {
       const tsquery = words.map((w, i) => (isPrefix(words, i) ? `${w}:*` : w)).join(" & ")
       const before = key?.t !== undefined ? sql`and (created_at, id) < (${key.t}, ${key.i})` : sql``
@@ -140,5 +137,70 @@ export async function searchMessages(deps: Deps, userId: string, params: SearchP
     limit,
     has_more: hasMore,
     next_cursor: hasMore && last?.searchKey ? encodeKey(last.searchKey) : null,
+  }
+}
+
+// The newest matches of the words below a rowid, and of those the ones in the caller's conversations. CROSS JOIN
+// and `+` keep the plan hits → messages by rowid: left free, SQLite reads every message of the caller's
+// conversations through messages_conversation_seq instead (13,600 rows for the busiest sample user).
+const scanQuery = readQuery<{ rid: number | null; id: string | null; n: number }>(
+  `with hits as materialized (select rowid as rid from messages_fts where messages_fts match ? and rowid < ? order by rowid desc limit ?)
+   select h.rid, m.id, 0 as n from hits h cross join messages m on m.rid = h.rid
+     where +m.conversation_id in (select value from json_each(?))
+   union all select min(rid), null, count(*) from hits`,
+)
+const conversationsQuery = readQuery<{ rid: number; id: string }>(
+  `select f.rowid as rid, m.id from messages_fts f join messages m on m.rid = f.rowid
+   where f.messages_fts match ? and f.rowid < ? order by f.rowid desc limit ?`,
+)
+
+/**
+ * SQLite: a source of the caller's matches, newest (highest rowid) first, below `before`. Two ways to the same
+ * rows: first a bounded scan of the words' matches in every conversation, filtered to the caller's (cheap when
+ * the words are rare or the caller's conversations hold many matches), then, from where the scan stopped,
+ * FTS5 with the caller's conversations as `conv` tokens (cheap when the caller has few conversations).
+ */
+function sqliteSearch(deps: Deps, scope: { id: string }[], words: string[], before?: number) {
+  const h = deps.database
+  const body = `body : (${words.map((w, i) => (isPrefix(words, i) ? `"${w}"*` : `"${w}"`)).join(" AND ")})`
+  const conversations = JSON.stringify(scope.map((s) => s.id))
+  const inConversations =
+    scope.length <= conversationsInQuery
+      ? `conv : (${scope.map((s) => conversationToken(s.id)).join(" OR ")}) AND ${body}`
+      : null
+  let budget = inConversations ? scanPerConversation * scope.length : Number.POSITIVE_INFINITY
+  let scanned = 0
+  let matched = 0
+  let below = before ?? Number.MAX_SAFE_INTEGER
+  return async (want: number) => {
+    const ids: { rid: number; id: string }[] = []
+    while (budget > 0 && ids.length < want) {
+      // A first batch (all of a rare word's matches); then scan on only while the share of the caller's
+      // conversations among the matches seen so far says `want` is reached within the budget.
+      let n = Math.min(budget, 512)
+      if (scanned > 0) {
+        const expected = ((want - ids.length) * scanned) / Math.max(matched, 1)
+        if (expected > budget) {
+          budget = 0
+          break
+        }
+        n = Math.min(budget, 8192, Math.max(256, Math.ceil(expected * 1.25)))
+      }
+      budget -= n
+      const rows = await scanQuery(h, [body, below, n, conversations])
+      const last = rows.find((r) => r.id === null)!
+      const matches = rows.filter((r) => r.id !== null) as { rid: number; id: string }[]
+      ids.push(...matches.sort((a, b) => b.rid - a.rid))
+      scanned += Number(last.n)
+      matched += matches.length
+      if (Number(last.n) < n) return { ids, exhausted: true }
+      below = Number(last.rid)
+    }
+    if (ids.length >= want || !inConversations) return { ids, exhausted: false }
+    const need = want - ids.length
+    const rows = await conversationsQuery(h, [inConversations, below, need])
+    ids.push(...rows)
+    if (rows.length) below = rows.at(-1)!.rid
+    return { ids, exhausted: rows.length < need }
   }
 }

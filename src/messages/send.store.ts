@@ -147,6 +147,9 @@ async function storeSqlite(
     const outcomes: StoreOutcome[] = []
     const senders = new Map<string, SenderProfile>()
     if (syncAfter) s.exec("PRAGMA synchronous = NORMAL")
+    // The access row, read under the same write lock, already proves the conversation and sender exist: the
+    // two foreign-key lookups per inserted message would only repeat it (no cascade runs in this transaction).
+    s.exec("PRAGMA foreign_keys = OFF")
     s.exec("begin immediate")
     try {
       const created: { index: number; id: string; seq: number }[] = []
@@ -192,6 +195,7 @@ async function storeSqlite(
       if (s.inTransaction) s.exec("rollback")
       throw error
     } finally {
+      s.exec("PRAGMA foreign_keys = ON")
       if (syncAfter) s.exec("PRAGMA synchronous = FULL")
     }
     return { outcomes, senders, durable: Promise.resolve() }

@@ -38,6 +38,8 @@ export type BusMessage =
   | { type: "presence.snapshot"; instance: string; to: string; userIds: string[]; hiddenUserIds: string[] }
   /** An instance is stopping: every user it held is offline there. */
   | { type: "instance.down"; instance: string }
+  /** An instance is alive (every realtime.heartbeat_interval); one silent past the timeout is taken for dead. */
+  | { type: "instance.heartbeat"; instance: string }
 
 /** Cross-instance pub/sub for the realtime hub: `local` (one process), `redis` or `postgres` (several). */
 export type RealtimeBus = {

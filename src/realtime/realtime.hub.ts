@@ -21,7 +21,22 @@ export type OutgoingEvent = {
   /** Typing and presence: dropped first when the socket's send buffer is full, never replayed. */
   volatile: boolean
   /** Encodings computed once per event and shared by every socket of the same protocol. */
-  encoded?: { native?: string; socketIo?: unknown[] }
+  encoded?: { native?: string; socketIo?: unknown[]; socketIoFrames?: (string | Uint8Array)[] }
+}
+
+/**
+ * A protocol's conversation topics (Bun pub/sub): a subscribed socket receives its conversations' events from
+ * one native publish per event instead of a send per socket. Events with a per-recipient difference (volatile
+ * ones filtered by blocks, `userIds` events) still go socket by socket.
+ */
+export type Topics = {
+  join(connection: Connection, conversationId: string): void
+  leave(connection: Connection, conversationId: string): void
+  /** The socket closed: forget its subscriptions (Bun drops them itself). */
+  forget(connection: Connection): void
+  /** Publishes to this protocol's subscribers of the conversation, `except` (the sender's socket) excluded. */
+  publish(conversationId: string, event: OutgoingEvent, except?: Connection): void
+  close(): void
 }
 
 /** One live socket of either protocol, as the hub sees it. */
@@ -32,6 +47,10 @@ export type Connection = {
   protocol: "native" | "socket.io"
   /** Conversations this socket opened with join:conversation. */
   open: Set<string>
+  /** Set by the protocol once the socket can take its conversations' events from topics (see `Hub.subscribe`). */
+  topics?: Topics
+  /** Set by the hub: the socket is subscribed to its conversations' topics (no per-socket conversation sends). */
+  subscribed?: boolean
   send(event: OutgoingEvent): void
   /** Closes the socket; `reason` is a machine code (`auth.session_ended`, `realtime.slow_consumer`, …). */
   close(code: number, reason: string): void
@@ -111,26 +130,75 @@ export function createHub(deps: Deps, instance: string) {
   const grace = deps.config.realtime.presence_grace * 1000
   const typingTimeout = deps.config.realtime.typing_timeout * 1000
   const presenceGroupLimit = deps.config.realtime.presence_group_limit
+  const heartbeatInterval = deps.config.realtime.heartbeat_interval * 1000
+  const heartbeatTimeout = deps.config.realtime.heartbeat_timeout * 1000
   const users = new Map<string, LocalUser>()
   /** conversation id → locally connected members. */
   const byConversation = new Map<string, Set<string>>()
+  /** conversation id → the local sockets of its members that are not subscribed to topics (sent one by one). */
+  const unsubscribed = new Map<string, Set<Connection>>()
+  /** Every protocol's topics: a conversation event is published once to each. */
+  const allTopics = new Set<Topics>()
+  const socketsById = new Map<string, Connection>()
   const typing = new Map<string, Typing>()
   let closing = false
 
+  const unsubscribedAdd = (socket: Connection, conversationId: string) => {
+    let sockets = unsubscribed.get(conversationId)
+    if (!sockets) unsubscribed.set(conversationId, (sockets = new Set()))
+    sockets.add(socket)
+  }
+  const unsubscribedDelete = (socket: Connection, conversationId: string) => {
+    const sockets = unsubscribed.get(conversationId)
+    if (sockets?.delete(socket) && sockets.size === 0) unsubscribed.delete(conversationId)
+  }
+  /** A socket starts receiving a conversation's events: through its topic, or one by one. */
+  const deliverTo = (socket: Connection, conversationId: string) => {
+    if (socket.subscribed) socket.topics!.join(socket, conversationId)
+    else unsubscribedAdd(socket, conversationId)
+  }
+  const stopDelivering = (socket: Connection, conversationId: string) => {
+    if (socket.subscribed) socket.topics!.leave(socket, conversationId)
+    else unsubscribedDelete(socket, conversationId)
+  }
+  /**
+   * Liveness of the other instances, from their traffic on the bus: instance → when it was last heard
+   * (monotonic, for the timeout; and server time, for last_seen). Instances taken for dead are remembered
+   * so that one heard again (a long pause, a bus outage) is asked who is online on it.
+   */
+  const peers = new Map<string, { heardAt: number; seenAt: number }>()
+  const deadPeers = new Set<string>()
+  /** This instance's own heartbeats come back through the bus: if they stop, the silence is ours. */
+  let selfHeardAt = performance.now()
+  let cutOff = false
+  const heard = (id: string) => {
+    if (id === instance) {
+      selfHeardAt = performance.now()
+      return
+    }
+    peers.set(id, { heardAt: performance.now(), seenAt: clock.now() })
+    if (deadPeers.delete(id)) bus.publish({ type: "presence.sync", instance })
+  }
+
   const indexAdd = (user: LocalUser, conversationId: string) => {
+    if (user.conversations.has(conversationId)) return
     user.conversations.add(conversationId)
     let members = byConversation.get(conversationId)
     if (!members) byConversation.set(conversationId, (members = new Set()))
     members.add(user.userId)
+    for (const socket of user.sockets) deliverTo(socket, conversationId)
   }
   const indexRemove = (user: LocalUser, conversationId: string) => {
-    user.conversations.delete(conversationId)
+    if (!user.conversations.delete(conversationId)) return
     const members = byConversation.get(conversationId)
     if (members) {
       members.delete(user.userId)
       if (members.size === 0) byConversation.delete(conversationId)
     }
-    for (const socket of user.sockets) socket.open.delete(conversationId)
+    for (const socket of user.sockets) {
+      socket.open.delete(conversationId)
+      stopDelivering(socket, conversationId)
+    }
   }
   const forget = (user: LocalUser) => {
     if (user.leases > 0 || user.offlineTimer || user.announced) return
@@ -140,6 +208,16 @@ export function createHub(deps: Deps, instance: string) {
       if (members?.size === 0) byConversation.delete(conversationId)
     }
     users.delete(user.userId)
+  }
+
+  const subscribe = (connection: Connection) => {
+    const user = users.get(connection.userId)
+    if (!user?.sockets.has(connection) || !connection.topics || connection.subscribed) return
+    for (const conversationId of user.conversations) {
+      unsubscribedDelete(connection, conversationId)
+      connection.topics.join(connection, conversationId)
+    }
+    connection.subscribed = true
   }
 
   const sendTo = (userId: string, event: OutgoingEvent, exceptSocketId?: string) => {
@@ -199,8 +277,16 @@ export function createHub(deps: Deps, instance: string) {
           cursor: message.cursor,
           volatile: false,
         }
-        const recipients = message.userIds ?? byConversation.get(message.conversationId) ?? []
-        for (const userId of recipients) sendTo(userId, event, message.exceptSocketId)
+        if (message.userIds) {
+          for (const userId of message.userIds) sendTo(userId, event, message.exceptSocketId)
+          return
+        }
+        // Every member: one publish per protocol for the subscribed sockets, then the others one by one.
+        const except =
+          message.exceptSocketId === undefined ? undefined : socketsById.get(message.exceptSocketId)
+        for (const topics of allTopics) topics.publish(message.conversationId, event, except)
+        for (const socket of unsubscribed.get(message.conversationId) ?? [])
+          if (socket.id !== message.exceptSocketId) socket.send(event)
         return
       }
       case "users": {
@@ -241,8 +327,12 @@ export function createHub(deps: Deps, instance: string) {
         return
       }
       case "presence":
+        heard(message.instance)
         return onPresence(message)
+      case "instance.heartbeat":
+        return heard(message.instance)
       case "presence.sync": {
+        heard(message.instance)
         if (message.instance === instance) return
         const userIds = [...users.values()].filter((u) => u.announced).map((u) => u.userId)
         const hidden = userIds.filter((id) => presence.entries.get(id)?.hidden)
@@ -256,6 +346,7 @@ export function createHub(deps: Deps, instance: string) {
         return
       }
       case "presence.snapshot": {
+        heard(message.instance)
         if (message.to !== instance) return
         const hidden = new Set(message.hiddenUserIds)
         for (const userId of message.userIds) {
@@ -267,6 +358,7 @@ export function createHub(deps: Deps, instance: string) {
         return
       }
       case "instance.down": {
+        peers.delete(message.instance)
         // Its users may reconnect elsewhere within the grace; those who do not are shown offline then, to the
         // audience of their last online announcement.
         const gone: string[] = []
@@ -288,6 +380,82 @@ export function createHub(deps: Deps, instance: string) {
       }
     }
   }
+
+  /**
+   * Instances silent past the timeout are dead (kill -9, crash, cut off from the bus): they never sent
+   * instance.down, so the users online only through them are shown offline here, last seen when the instance
+   * was last heard. Their sockets died at least the timeout ago, so no grace: who reconnected elsewhere is
+   * held by that instance and stays online. Skipped while this instance does not hear its own heartbeats: a
+   * broken or lagging bus link (or a stalled event loop) would otherwise make every other instance look dead.
+   */
+  const checkPeers = () => {
+    const now = performance.now()
+    if (now - selfHeardAt > heartbeatTimeout) {
+      if (!cutOff) logger.warn("realtime: own heartbeats not coming back from the bus; peers are not expired")
+      cutOff = true
+      return
+    }
+    cutOff = false
+    for (const [id, peer] of peers)
+      if (now - peer.heardAt > heartbeatTimeout) {
+        peers.delete(id)
+        deadPeers.add(id)
+        // Every crash adds one id (a restart takes a new one): keep the latest only.
+        if (deadPeers.size > 1000) deadPeers.delete(deadPeers.values().next().value!)
+        logger.warn("realtime: instance missed its heartbeats, its users go offline", {
+          instance: id,
+          silent_ms: Math.round(now - peer.heardAt),
+        })
+        void expireInstance(id, peer.seenAt)
+      }
+  }
+
+  const expireInstance = async (id: string, lastSeen: number) => {
+    const gone: string[] = []
+    for (const [userId, entry] of presence.entries)
+      if (entry.instances.delete(id) && entry.instances.size === 0) {
+        presence.entries.delete(userId)
+        gone.push(userId)
+      }
+    if (gone.length === 0) return
+    // Every surviving instance writes the same value: the instance that held them cannot any more.
+    try {
+      await setLastSeenMany(db, gone, lastSeen)
+    } catch (error) {
+      logger.error("realtime: last_seen of a dead instance's users failed", {
+        error: (error as Error).message,
+      })
+    }
+    // Shown as the normal offline path shows it: privacy and blocks read now, to the local audience only.
+    for (const userId of gone) {
+      if (presence.entries.get(userId)?.instances.size) continue // back online meanwhile
+      try {
+        const [shows, blocked, conversationIds] = await Promise.all([
+          showsOnlineStatus(db, userId),
+          listBlockedEitherWay(db, userId),
+          listPresenceConversationIds(db, userId, presenceGroupLimit),
+        ])
+        if (!shows || presence.entries.get(userId)?.instances.size) continue
+        showPresence({
+          type: "presence",
+          instance: id,
+          userId,
+          online: false,
+          lastSeen,
+          conversationIds,
+          exceptUserIds: blocked,
+          hidden: false,
+        })
+      } catch (error) {
+        logger.error("realtime: offline of a dead instance's user failed", {
+          user_id: userId,
+          error: (error as Error).message,
+        })
+      }
+    }
+  }
+
+  let heartbeatTimer: ReturnType<typeof setInterval> | undefined
 
   /** Announces this instance's view of a user (first socket / last socket + grace) to every instance. */
   const announce = (user: LocalUser, online: boolean) => {
@@ -367,6 +535,15 @@ export function createHub(deps: Deps, instance: string) {
     async start() {
       await bus.start()
       bus.publish({ type: "presence.sync", instance })
+      // One process on a local bus: no other instance to watch.
+      if (bus.kind !== "local") {
+        selfHeardAt = performance.now()
+        heartbeatTimer = setInterval(() => {
+          bus.publish({ type: "instance.heartbeat", instance })
+          checkPeers()
+        }, heartbeatInterval)
+        heartbeatTimer.unref?.()
+      }
     },
 
     /**
@@ -428,6 +605,9 @@ export function createHub(deps: Deps, instance: string) {
         return connection.close(closeCodes.goingAway, "server.shutting_down")
       lease.released = true // now held by the socket: unregister gives it back
       user.sockets.add(connection)
+      socketsById.set(connection.id, connection)
+      for (const conversationId of user.conversations) unsubscribedAdd(connection, conversationId)
+      if (connection.topics) subscribe(connection)
       if (user.offlineTimer) {
         clearTimeout(user.offlineTimer)
         user.offlineTimer = undefined
@@ -438,10 +618,24 @@ export function createHub(deps: Deps, instance: string) {
       }
     },
 
+    /**
+     * Moves a registered socket (its `topics` set) from one-by-one sends to its protocol's topics for every
+     * conversation of its user. Synchronous: no event falls between the two paths.
+     */
+    subscribe,
+
+    /** Adds a protocol's topics: every conversation event is published to them once. */
+    useTopics(topics: Topics) {
+      allTopics.add(topics)
+    },
+
     /** A socket closed. The user's last one goes offline after the grace period (a quick reconnect keeps them online). */
     unregister(connection: Connection) {
       const user = users.get(connection.userId)
       if (!user || !user.sockets.delete(connection)) return
+      socketsById.delete(connection.id)
+      if (connection.subscribed) connection.topics!.forget(connection)
+      else for (const conversationId of user.conversations) unsubscribedDelete(connection, conversationId)
       user.leases--
       if (user.sockets.size === 0) {
         for (const conversationId of user.conversations) stopTyping(user.userId, conversationId)
@@ -493,6 +687,8 @@ export function createHub(deps: Deps, instance: string) {
     async close() {
       closing = true
       clearInterval(sweepTimer)
+      for (const topics of allTopics) topics.close()
+      clearInterval(heartbeatTimer)
       unsubscribe()
       for (const t of typing.values()) clearTimeout(t.expiry)
       typing.clear()

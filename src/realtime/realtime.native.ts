@@ -4,6 +4,7 @@ import type { Deps } from "../deps.ts"
 import { AppError } from "../errors.ts"
 import { type ClientEventHandler, errorPayload } from "./realtime.events.ts"
 import { closeCodes, type Connection, type Hub, type OutgoingEvent } from "./realtime.hub.ts"
+import { createTopics } from "./realtime.topics.ts"
 
 /** What a native socket carries in `ws.data` (the dispatcher recognises it by `native`). */
 export type NativeSocketData = {
@@ -60,6 +61,17 @@ export function createNativeProtocol(
   const { logger } = deps
   const limit = deps.config.realtime.send_buffer_limit
   const sockets = new Set<ServerWebSocket<NativeSocketData>>()
+  let server: Server<unknown> | undefined
+  const topics = createTopics({
+    prefix: "native:",
+    frames: (event) => [encode(event)],
+    socketOf: (connection) => (connection as NativeConnection).ws as ServerWebSocket<unknown>,
+    server: () => server,
+    limit,
+    timeoutMs: deps.config.realtime.slow_consumer_timeout * 1000,
+    logger,
+  })
+  hub.useTopics(topics)
 
   const frame = (ws: ServerWebSocket<NativeSocketData>, value: unknown) => ws.send(JSON.stringify(value))
 
@@ -131,13 +143,18 @@ export function createNativeProtocol(
     // Live events that arrived during the replay: the ones it already covered are skipped (no duplicate).
     for (const event of held)
       if (event.cursor === undefined || resume.order(event.cursor, last) > 0) write(connection, event)
+    // Caught up: from now on its conversations' events come from the topics (in the same tick, so none is
+    // missed or doubled between the two paths).
+    connection.topics = topics
+    hub.subscribe(connection)
   }
 
   return {
     sockets,
 
     /** Handles `GET /ws`: authenticates, loads the user's memberships, then upgrades. */
-    async upgrade(request: Request, server: Server<unknown>): Promise<Response> {
+    async upgrade(request: Request, httpServer: Server<unknown>): Promise<Response> {
+      server = httpServer
       if (request.headers.get("upgrade")?.toLowerCase() !== "websocket")
         return Response.json(
           { detail: "This endpoint speaks WebSocket.", code: "realtime.upgrade_required" },
@@ -157,7 +174,7 @@ export function createNativeProtocol(
           logger.error("realtime: handshake failed", { error: (error as Error).message })
         data.refused = { code: payload.code, detail: payload.detail }
       }
-      if (!server.upgrade(request, { data })) {
+      if (!httpServer.upgrade(request, { data })) {
         if (data.lease) hub.release(data.lease)
         return Response.json(
           { detail: "WebSocket upgrade failed.", code: "realtime.upgrade_failed" },
@@ -174,7 +191,9 @@ export function createNativeProtocol(
       }
       sockets.add(ws)
       const connection = (ws.data.connection = makeConnection(ws))
-      // Subscribe first (register), then replay: nothing falls between the two.
+      // Without a cursor there is nothing to catch up on: topics at once. With one, the socket is registered
+      // for one-by-one sends first (held during the replay), then replays, then moves to the topics.
+      if (!ws.data.cursor) connection.topics = topics
       hub.register(connection, ws.data.lease!)
       frame(ws, {
         event: "hello",

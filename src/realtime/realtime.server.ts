@@ -54,8 +54,9 @@ export function createRealtime(deps: Deps) {
     idleTimeout: Math.min(960, Math.max(30, deps.config.realtime.ping_interval * 2)),
     sendPings: true,
     maxPayloadLength: 1024 * 1024,
-    // Our own bounded buffer closes a slow consumer first (realtime.send_buffer_limit); Bun must never drop.
-    backpressureLimit: deps.config.realtime.send_buffer_limit * 4,
+    // Twice realtime.send_buffer_limit: a socket there is a slow consumer. One-by-one sends check before
+    // writing; a topic publish that Bun drops for a socket reports it, and that socket is closed with 4429.
+    backpressureLimit: deps.config.realtime.send_buffer_limit * 2,
     closeOnBackpressureLimit: false,
   }
 

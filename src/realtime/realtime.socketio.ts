@@ -1,9 +1,11 @@
 import { Server as Engine } from "@socket.io/bun-engine"
+import type { Server as BunServer, ServerWebSocket } from "bun"
 import { Server as SocketIOServer, type Socket } from "socket.io"
 import { bearerToken, verifyAccessToken } from "../auth/auth.plugin.ts"
 import type { Deps } from "../deps.ts"
 import { type ClientEventHandler, errorPayload, field } from "./realtime.events.ts"
 import { closeCodes, type Connection, type Hub, type OutgoingEvent } from "./realtime.hub.ts"
+import { createTopics } from "./realtime.topics.ts"
 
 type SocketData = {
   auth: { userId: string; sessionId: string }
@@ -29,6 +31,13 @@ function socketIoPayload(event: OutgoingEvent): unknown {
   }
 }
 
+/** The engine's view of a Socket.IO connection (the parts the fast paths use). */
+type EngineConn = {
+  writeBuffer: unknown[]
+  transport: { name: string; socket?: ServerWebSocket<unknown> }
+  on(event: "upgrade", listener: () => void): void
+}
+
 /**
  * Socket.IO v4 for the existing app at `/socket.io/` (websocket and polling transports, through
  * @socket.io/bun-engine). `auth.token` is checked in a middleware: a bad token or an ended session is a
@@ -48,6 +57,34 @@ export function createSocketIoProtocol(deps: Deps, hub: Hub, events: Map<string,
   })
   const io = new SocketIOServer({ serveClient: false })
   io.bind(engine as never)
+  let server: BunServer<unknown> | undefined
+
+  /** The Socket.IO packets of an event, encoded once for every socket. */
+  const packetsOf = (event: OutgoingEvent) =>
+    ((event.encoded ??= {}).socketIo ??= io.encoder.encode({
+      type: 2, // EVENT
+      nsp: "/",
+      data: [event.name, socketIoPayload(event)],
+    }) as unknown[])
+
+  // Sockets on the websocket transport take conversation events from topics: the WebSocket frames are the
+  // Engine.IO "message" packets ("4" + the Socket.IO packet), exactly what the engine would write per socket.
+  const topics = createTopics({
+    prefix: "socket.io:",
+    frames: (event) =>
+      ((event.encoded ??= {}).socketIoFrames ??= packetsOf(event).map((packet) =>
+        typeof packet === "string" ? "4" + packet : (packet as Uint8Array),
+      )),
+    socketOf: (connection) => {
+      const transport = (connection as Connection & { conn: EngineConn }).conn.transport
+      return transport.name === "websocket" ? transport.socket : undefined
+    },
+    server: () => server,
+    limit,
+    timeoutMs: config.realtime.slow_consumer_timeout * 1000,
+    logger,
+  })
+  hub.useTopics(topics)
 
   io.use(async (socket, next) => {
     const token =
@@ -79,17 +116,15 @@ export function createSocketIoProtocol(deps: Deps, hub: Hub, events: Map<string,
   io.on("connection", (socket: Socket) => {
     const { auth, lease } = socket.data as SocketData
     let overSince: number | null = null
-    const connection: Connection = {
+    const conn = socket.conn as unknown as EngineConn
+    const connection: Connection & { conn: EngineConn } = {
+      conn,
       id: socket.id,
       userId: auth.userId,
       sessionId: auth.sessionId,
       protocol: "socket.io",
       open: new Set(),
       send(event) {
-        const conn = socket.conn as unknown as {
-          writeBuffer: unknown[]
-          transport: { name: string; socket?: { getBufferedAmount(): number } }
-        }
         const over =
           conn.transport.name === "websocket"
             ? (conn.transport.socket?.getBufferedAmount() ?? 0) / limit
@@ -108,11 +143,7 @@ export function createSocketIoProtocol(deps: Deps, hub: Hub, events: Map<string,
         } else overSince = null
         // Encoded once per event for every Socket.IO socket (socket.emit would stringify per socket), and
         // written the way Socket.IO's own broadcast writes pre-encoded packets.
-        const packets = ((event.encoded ??= {}).socketIo ??= io.encoder.encode({
-          type: 2, // EVENT
-          nsp: "/",
-          data: [event.name, socketIoPayload(event)],
-        }) as unknown[])
+        const packets = packetsOf(event)
         if (socket.conn.readyState === "open")
           (socket.client as unknown as { writeToEngine(p: unknown[], o: object): void }).writeToEngine(
             packets,
@@ -138,6 +169,14 @@ export function createSocketIoProtocol(deps: Deps, hub: Hub, events: Map<string,
         }
       },
     }
+    // The engine writes websocket frames synchronously (its buffer stays empty), so topic frames and
+    // one-by-one packets keep their order. A polling client moves to the topics once it upgrades.
+    if (conn.transport.name === "websocket" && conn.transport.socket) connection.topics = topics
+    else
+      conn.on("upgrade", () => {
+        connection.topics = topics
+        hub.subscribe(connection)
+      })
     hub.register(connection, lease)
     socket.on("disconnect", () => hub.unregister(connection))
     for (const [name, handler] of events)
@@ -161,7 +200,10 @@ export function createSocketIoProtocol(deps: Deps, hub: Hub, events: Map<string,
     engine,
     io,
     /** Handles a request under /socket.io/ (handshake, polling, upgrade). */
-    handle: (request: Request, server: unknown) => engine.handleRequest(request, server as never),
+    handle: (request: Request, httpServer: BunServer<unknown>) => {
+      server = httpServer
+      return engine.handleRequest(request, httpServer as never)
+    },
     /** Closes the polling clients (the websocket ones are closed with 1001 by the dispatcher). */
     close() {
       engine.close()
