@@ -395,6 +395,9 @@ describe("the binary, from an empty directory with the build tree out of reach",
       expect(upload.body).toMatchObject({ mime_type: "image/jpeg", width: 20, height: 40 })
       const thumbnail = await fetch(upload.body.thumbnail_url)
       expect(thumbnail.headers.get("content-type")).toBe("image/jpeg")
+      const { default: sharp } = await import("sharp")
+      const stored = new Uint8Array(await (await fetch(upload.body.file_url)).arrayBuffer())
+      expect((await sharp(stored).metadata()).exif).toBeUndefined()
 
       expect(await server.stop("SIGTERM")).toBe(0)
       expect(server.lines.at(-1)?.msg).toBe("stopped")
