@@ -32,6 +32,7 @@ const benches: Record<string, Bench> = {
     script: "backup.ts",
     about: "urge backup create/verify/restore on the generated SQLite dataset [--runs N]",
   },
+  media: { script: "media.ts", about: "upload (photo against a same-size PDF) and file serving [--runs N]" },
 }
 
 const [name, ...rest] = process.argv.slice(2)

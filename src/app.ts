@@ -16,6 +16,7 @@ import { conversationsRoutes } from "./conversations/conversations.routes.ts"
 import { messagesRoutes } from "./messages/messages.routes.ts"
 import { syncRoutes } from "./sync/sync.routes.ts"
 import { groupsRoutes } from "./groups/groups.routes.ts"
+import { mediaRoutes } from "./media/media.routes.ts"
 
 /** Paths that live at the root; every other path is an alias of the same path under /api (CONTRACT A1). */
 const rootPath = /^\/(?:$|api(?:\/|$)|health$|docs(?:\/|$)|ws$|socket\.io\/)/
@@ -23,6 +24,8 @@ const rootPath = /^\/(?:$|api(?:\/|$)|health$|docs(?:\/|$)|ws$|socket\.io\/)/
 /** The feature routes, mounted under /api. */
 const apiRoutes = (deps: Deps) =>
   new Elysia({ name: "api", prefix: "/api" })
+    // Before the JSON guard: media routes parse multipart and raw bodies (each names its parser).
+    .use(mediaRoutes(deps))
     // Bodies are JSON unless a route says otherwise. Parsing itself is the root's onParse (limits, checks);
     // naming the parser here is what lets OpenAPI document each request body as application/json.
     .guard({ parse: { fn: "json" } as never })

@@ -69,6 +69,21 @@ const url =
     return fail(key, `empty or a ${schemes.join(" or ")} URL`, raw)
   }
 
+const sizeUnits: Record<string, number> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 }
+
+/** A size in bytes: a number of bytes, or a string like "512KB", "10MB", "1GB" (binary multiples). */
+const byteSize: Parse<number> = (raw, key) => {
+  const match = typeof raw === "string" ? /^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?$/i.exec(raw.trim()) : null
+  const bytes =
+    typeof raw === "number"
+      ? raw
+      : match
+        ? Number(match[1]) * sizeUnits[(match[2] ?? "b").toLowerCase()]!
+        : NaN
+  if (Number.isFinite(bytes) && bytes >= 1) return Math.floor(bytes)
+  return fail(key, 'a size in bytes, like 1048576 or "10MB"', raw)
+}
+
 /** A rate limit: "N/duration" (at most N requests per window, e.g. "5/10m"), or "off". */
 export type RateLimit = { limit: number; windowSeconds: number } | null
 
@@ -316,6 +331,34 @@ const fields = {
     default: 10,
     doc: "A socket over its send buffer limit this long (or at twice the limit) is closed with 4429.",
   },
+  "media.driver": {
+    parse: oneOf("local", "s3"),
+    default: "local",
+    doc: 'Where uploaded files are kept: "local" (files under media.dir) or "s3" (any S3-compatible bucket).',
+  },
+  "media.dir": {
+    parse: str,
+    default: "",
+    doc: "Directory of the local media driver (empty: <data.dir>/media).",
+  },
+  "media.upload_url_ttl": {
+    parse: duration(10),
+    default: 3600,
+    doc: "How long an upload URL from POST /media/presigned-url stays valid.",
+  },
+  "media.image_limit": { parse: byteSize, default: "10MB", doc: "Largest image upload." },
+  "media.video_limit": { parse: byteSize, default: "100MB", doc: "Largest video upload." },
+  "media.audio_limit": { parse: byteSize, default: "20MB", doc: "Largest audio (voice note) upload." },
+  "media.document_limit": { parse: byteSize, default: "20MB", doc: "Largest document upload." },
+  "media.s3_bucket": { parse: str, default: "", doc: "Bucket of the s3 media driver." },
+  "media.s3_region": { parse: str, default: "us-east-1", doc: "Region of the bucket (SigV4 signing)." },
+  "media.s3_endpoint": {
+    parse: url("http", "https"),
+    default: "",
+    doc: "S3-compatible endpoint (MinIO, R2, Spaces…); empty: AWS S3 of media.s3_region. Path-style requests.",
+  },
+  "media.s3_access_key_id": { parse: str, default: "", doc: "Access key id for the bucket." },
+  "media.s3_secret_access_key": { parse: str, default: "", doc: "Secret access key for the bucket." },
 } as const satisfies Record<string, { parse: Parse<unknown>; default: unknown; doc: string }>
 
 export type ConfigKey = keyof typeof fields
@@ -386,6 +429,20 @@ export type Config = {
     send_buffer_limit: number
     slow_consumer_timeout: number
   }
+  media: {
+    driver: "local" | "s3"
+    dir: string
+    upload_url_ttl: number
+    image_limit: number
+    video_limit: number
+    audio_limit: number
+    document_limit: number
+    s3_bucket: string
+    s3_region: string
+    s3_endpoint: string
+    s3_access_key_id: string
+    s3_secret_access_key: string
+  }
   /** The config file that was read, if any. */
   source: string | null
 }
@@ -445,6 +502,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
   }
   const config = unflatten(flat as Flat) as unknown as Config
   config.data.dir = resolve(cwd, config.data.dir)
+  if (config.media.dir) config.media.dir = resolve(cwd, config.media.dir)
   // A timeout within one interval would take live instances for dead between two heartbeats.
   if (config.realtime.heartbeat_timeout < 2 * config.realtime.heartbeat_interval)
     fail(

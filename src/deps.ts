@@ -14,6 +14,7 @@ import {
   type RealtimeBus,
 } from "./realtime/realtime.bus.ts"
 import { createPresence, type Presence } from "./realtime/realtime.hub.ts"
+import { createMediaStorage, type MediaStorage } from "./media/storage.ts"
 
 /** Everything the server and the CLI run on, built once from the config (the composition root). */
 export type Deps = {
@@ -33,6 +34,8 @@ export type Deps = {
   sms: SmsDriver
   /** Per-IP and per-phone counters of the auth routes. */
   rateLimits: RateLimiter
+  /** Where uploaded media bytes live (local or s3). */
+  media: MediaStorage
   close(): Promise<void>
 }
 
@@ -56,6 +59,7 @@ export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps 
     jwtSecret: resolveJwtSecret(config, logger),
     sms,
     rateLimits: createRateLimiter(clock, config.rate_limit.enabled),
+    media: createMediaStorage(config),
     close: () => database.close(),
   }
 }

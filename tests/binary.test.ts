@@ -173,6 +173,44 @@ afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup()
 })
 
+/** Signs a user up through the binary's API (the code comes from its console SMS log) and returns the token. */
+async function signUpThrough(server: Awaited<ReturnType<typeof serve>>): Promise<string> {
+  const phone = `+1555${String(Date.now() % 100_000_000).padStart(8, "0")}`
+  const post = (path: string, body: unknown, token?: string) =>
+    fetch(server.url + path, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify(body),
+    }).then((r) => r.json() as Promise<any>)
+  await post("/api/auth/send-verification", { phone_number: phone })
+  const sms = server.lines.findLast((l) => l.msg === "sms (console driver)" && l.to === phone)
+  const code = /\b(\d{6})\b/.exec(sms?.text ?? "")?.[1]
+  const registered = await post("/api/auth/register", { phone_number: phone, display_name: "Binary" })
+  const loggedIn = await post(
+    "/api/auth/login",
+    { phone_number: phone, verification_code: code },
+    registered.access_token,
+  )
+  return loggedIn.access_token
+}
+
+/** Uploads a JPEG carrying EXIF (orientation 6) through multipart; returns the status and body. */
+async function uploadJpeg(server: Awaited<ReturnType<typeof serve>>, token: string) {
+  const { default: sharp } = await import("sharp")
+  const jpeg = await sharp({ create: { width: 40, height: 20, channels: 3, background: "#3366ff" } })
+    .withMetadata({ orientation: 6 })
+    .jpeg()
+    .toBuffer()
+  const form = new FormData()
+  form.append("file", new File([jpeg], "photo.jpg", { type: "image/jpeg" }))
+  const res = await fetch(`${server.url}/api/media/upload`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}` },
+    body: form,
+  })
+  return { status: res.status, body: (await res.json()) as any }
+}
+
 /** Per-test bound: each test starts the binary a few times, which a busy CI machine can make slow. */
 const slow = 60_000
 const migrationNames = Object.keys(migrations)
@@ -351,6 +389,16 @@ describe("the binary, from an empty directory with the build tree out of reach",
       const images = await server.waitForLog("images: sharp loaded")
       expect(images).toMatchObject({ sharp: sharpPkg.version, libvips: libvipsVersion })
 
+      // An image upload re-encodes with the embedded sharp: metadata gone, orientation applied, a thumbnail.
+      const upload = await uploadJpeg(server, await signUpThrough(server))
+      expect(upload.status).toBe(200)
+      expect(upload.body).toMatchObject({ mime_type: "image/jpeg", width: 20, height: 40 })
+      const thumbnail = await fetch(upload.body.thumbnail_url)
+      expect(thumbnail.headers.get("content-type")).toBe("image/jpeg")
+      const { default: sharp } = await import("sharp")
+      const stored = new Uint8Array(await (await fetch(upload.body.file_url)).arrayBuffer())
+      expect((await sharp(stored).metadata()).exif).toBeUndefined()
+
       expect(await server.stop("SIGTERM")).toBe(0)
       expect(server.lines.at(-1)?.msg).toBe("stopped")
     },
@@ -404,6 +452,10 @@ describe("the binary, from an empty directory with the build tree out of reach",
       const warning = await server.waitForLog("images unavailable: no thumbnails or image resizing")
       expect(warning.level).toBe("warn")
       expect(warning.reason).toContain("cannot extract")
+      // Images cannot be cleaned of their metadata here, so they are refused (other files still work).
+      const upload = await uploadJpeg(server, await signUpThrough(server))
+      expect(upload.status).toBe(503)
+      expect(upload.body.code).toBe("media.images_unavailable")
       expect(await server.stop("SIGTERM")).toBe(0)
     },
     slow,
