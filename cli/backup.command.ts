@@ -21,6 +21,7 @@ export function backupCommand(cli: CliContext): Command {
       const created = await createBackup(config, { out: opts.out && resolve(cli.cwd, opts.out) })
       cli.print(`created ${created.file} (${formatBytes(created.bytes)}, ${created.kind})`)
       cli.print(created.secret)
+      cli.print(created.media)
       for (const file of created.pruned) cli.print(`deleted ${file} (backup.keep = ${config.backup.keep})`)
     })
   command
@@ -48,6 +49,7 @@ export function backupCommand(cli: CliContext): Command {
       )
       cli.print(describeSchema(restored.version))
       cli.print(restored.secret)
+      cli.print(restored.media)
     })
   command
     .command("list")

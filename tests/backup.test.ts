@@ -136,6 +136,34 @@ describe(`urge backup (${dialectUnderTest})`, () => {
     },
   )
 
+  maybe("uploaded media is kept beside the backup and comes back with the restore", async () => {
+    const source = await place()
+    const server = await serveOn(source)
+    const ada = await signUp(server, { displayName: "Ada" })
+    const bytes = Buffer.from(`%PDF-1.7\n${"x".repeat(3000)}\n%%EOF\n`)
+    const data = new FormData()
+    data.append("file", new File([bytes], "notes.pdf", { type: "application/pdf" }))
+    const uploaded = await fetch(`${server.url}/api/media/upload`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ada.accessToken}` },
+      body: data,
+    })
+    expect(uploaded.status).toBe(200)
+    const path = new URL(((await uploaded.json()) as { file_url: string }).file_url).pathname
+    const file = join(work, `media.${extension}`)
+    const created = await cli(source, "create", "--out", file)
+    expect(created).toContain(`media: 1 file(s) in ${file}.media (hard links)`)
+
+    const target = await place()
+    expect(await cli(target, "restore", file)).toContain(
+      `media: 1 file(s) restored to ${join(target.dataDir, "media")}`,
+    )
+    const copy = await serveOn(target)
+    const served = await fetch(copy.url + path)
+    expect(served.status).toBe(200)
+    expect(Buffer.from(await served.arrayBuffer()).equals(bytes)).toBe(true)
+  })
+
   maybe(
     "restore is refused while a server uses the database; once it stops, the previous one is kept",
     async () => {

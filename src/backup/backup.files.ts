@@ -38,6 +38,8 @@ const backupNamePattern = /^urge-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}Z\.(db|pgd
 /** Beside each backup: the generated JWT secret it was taken with (see secretFileFor). */
 export const secretSuffix = ".jwt-secret"
 export const secretFileFor = (backupFile: string) => backupFile + secretSuffix
+/** Beside each backup: the local media files it names (see backup.media.ts). */
+export const mediaDirFor = (backupFile: string) => `${backupFile}.media`
 
 /** The instance's generated JWT secret (used when auth.jwt_secret is not set). */
 export const jwtSecretFile = (config: Config) => join(config.data.dir, "jwt-secret")
@@ -165,7 +167,7 @@ export function listBackups(dir: string): ListedBackup[] {
     })
 }
 
-/** Deletes all but the newest `keep` backups of the directory (and their secrets); 0 keeps everything. */
+/** Deletes all but the newest `keep` backups of the directory (and their secrets and media); 0 keeps everything. */
 export function pruneBackups(dir: string, keep: number): string[] {
   if (keep <= 0) return []
   const removed = listBackups(dir)
@@ -173,6 +175,7 @@ export function pruneBackups(dir: string, keep: number): string[] {
     .map(({ file }) => {
       unlinkSync(file)
       rmSync(secretFileFor(file), { force: true })
+      rmSync(mediaDirFor(file), { recursive: true, force: true })
       return file
     })
   if (removed.length) fsyncDir(dir)

@@ -20,6 +20,7 @@ import {
   safeUrl,
   verifyPostgresBackup,
 } from "./backup.postgres.ts"
+import { restoreMediaBeside, saveMediaBeside } from "./backup.media.ts"
 import { assertRestorable, type SchemaVersion } from "./backup.schema.ts"
 import {
   assertBackupable,
@@ -38,6 +39,8 @@ export type CreatedBackup = {
   bytes: number
   /** One line on the JWT secret (copied beside the backup, or why not). */
   secret: string
+  /** One line on the uploaded media (kept beside the backup, or why not). */
+  media: string
   /** Older backups deleted by backup.keep. */
   pruned: string[]
 }
@@ -55,11 +58,13 @@ export async function createBackup(
   if (kind === "sqlite") createSqliteBackup(sqlitePath(config)!, file, config.database.busy_timeout)
   else await createPostgresBackup(config.database.url, file)
   const secret = saveSecretBeside(config, file)
+  const media = saveMediaBeside(config, file)
   return {
     file,
     kind,
     bytes: statSync(file).size,
     secret,
+    media,
     pruned: options.prune === false ? [] : pruneBackups(dir, config.backup.keep),
   } satisfies CreatedBackup
 }
@@ -83,6 +88,7 @@ export type RestoredBackup = {
   /** Where the replaced database was kept (a file aside, or a fresh dump), if there was one. */
   previous: string | null
   secret: string
+  media: string
 }
 
 /**
@@ -121,5 +127,6 @@ export async function restoreBackup(config: Config, file: string, now = new Date
     if (tables > 0) previous = (await createBackup(config, { now, prune: false })).file
     await restorePostgresBackup(config.database.url, path)
   }
-  return { file: path, kind, target, version, previous, secret: restoreSecretBeside(config, path, now) }
+  const secret = restoreSecretBeside(config, path, now)
+  return { file: path, kind, target, version, previous, secret, media: restoreMediaBeside(config, path) }
 }
