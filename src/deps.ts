@@ -14,6 +14,8 @@ import {
   type RealtimeBus,
 } from "./realtime/realtime.bus.ts"
 import { createPresence, type Presence } from "./realtime/realtime.hub.ts"
+import { createPushDrivers } from "./push/push.driver.ts"
+import { createPushService, type PushService } from "./push/push.service.ts"
 
 /** Everything the server and the CLI run on, built once from the config (the composition root). */
 export type Deps = {
@@ -33,6 +35,8 @@ export type Deps = {
   sms: SmsDriver
   /** Per-IP and per-phone counters of the auth routes. */
   rateLimits: RateLimiter
+  /** Pushes to members without a live socket (started by urge serve). */
+  push: PushService
   close(): Promise<void>
 }
 
@@ -43,9 +47,10 @@ export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps 
   const logger = overrides.logger ?? createLogger(config.log.level)
   mkdirSync(config.data.dir, { recursive: true })
   const sms = createSmsDriver(config, logger)
+  const pushDrivers = createPushDrivers(config, logger)
   const database = openDatabase(config)
   const clock = overrides.clock ?? systemClock
-  return {
+  const deps: Deps = {
     config,
     logger,
     clock,
@@ -56,8 +61,11 @@ export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps 
     jwtSecret: resolveJwtSecret(config, logger),
     sms,
     rateLimits: createRateLimiter(clock, config.rate_limit.enabled),
+    push: undefined as unknown as PushService,
     close: () => database.close(),
   }
+  deps.push = createPushService(deps, pushDrivers)
+  return deps
 }
 
 /** The realtime bus the config asks for. */

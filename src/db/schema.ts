@@ -15,6 +15,7 @@ import type {
   GroupJoinRequestsTable,
   GroupSettingsTable,
 } from "../groups/groups.tables.ts"
+import type { DeviceTokensTable } from "../push/push.tables.ts"
 
 /** A boolean column: native on Postgres, 0/1 on SQLite. Read it with `!!`. */
 export type Flag = ColumnType<number | boolean, boolean | undefined, boolean>
@@ -41,6 +42,7 @@ export interface Database {
   group_events: GroupEventsTable
   group_event_attendees: GroupEventAttendeesTable
   group_join_requests: GroupJoinRequestsTable
+  device_tokens: DeviceTokensTable
 }
 
 export type { Generated }
