@@ -299,7 +299,7 @@ const fields = {
   "push.driver": {
     parse: oneOf("log", "fcm"),
     default: "log",
-    doc: 'How pushes reach devices: "log" writes each push it would send to the server log, "fcm" sends through Firebase Cloud Messaging (HTTP v1). iOS tokens too, unless push.ios_driver says otherwise.',
+    doc: 'How pushes reach devices: "log" writes each push it would send to the server log (without title and body in production mode), "fcm" sends through Firebase Cloud Messaging (HTTP v1). iOS tokens too, unless push.ios_driver says otherwise.',
   },
   "push.ios_driver": {
     parse: oneOf("", "log", "fcm", "apns"),

@@ -39,7 +39,7 @@ export function createPushDrivers(config: Config, logger: Logger): Record<Device
           ? fcmDriverFromConfig(config, logger)
           : name === "apns"
             ? apnsDriverFromConfig(config)
-            : logPushDriver(logger)
+            : logPushDriver(logger, { redact: config.server.mode === "production" })
       built.set(name, d)
     }
     return d
@@ -47,17 +47,21 @@ export function createPushDrivers(config: Config, logger: Logger): Record<Device
   return { android: driver(config.push.driver), ios: driver(config.push.ios_driver || config.push.driver) }
 }
 
-/** Development driver: writes the push it would send to the server log (the token shortened). */
-export function logPushDriver(logger: Logger): PushDriver {
+/**
+ * Development driver: writes the push it would send to the server log (the token shortened). `redact`
+ * (production mode) leaves out the title and body, which carry message text and names.
+ */
+export function logPushDriver(logger: Logger, options: { redact?: boolean } = {}): PushDriver {
   return {
     name: "log",
     async send(device, message) {
+      const text = options.redact ? {} : { title: message.title, body: message.body }
       logger.info("push (log driver)", {
         platform: device.platform,
         token: shortToken(device.token),
-        title: message.title,
-        body: message.body,
-        data: message.data,
+        ...text,
+        conversation_id: message.data.conversation_id,
+        message_id: message.data.message_id,
       })
       return { ok: true }
     },

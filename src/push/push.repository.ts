@@ -56,10 +56,13 @@ export async function deleteSessionDeviceTokens(db: Kysely<Database>, sessionIds
       .execute()
 }
 
-/** A member of a conversation with what decides whether they get a push (settings absent: all on). */
-export type PushMember = {
+/** A device a message could be pushed to, with its owner's notification switches (settings absent: all on). */
+export type PushCandidate = {
+  conversation_type: "DIRECT" | "GROUP"
+  conversation_name: string | null
   user_id: string
-  muted_until: number | null
+  token: string
+  platform: DevicePlatform
   enabled: boolean
   preview: boolean
   sound: boolean
@@ -67,20 +70,28 @@ export type PushMember = {
   groups: boolean
 }
 
-/** The conversation's type and name, and its members other than `senderId` with their notification switches. */
-export async function pushAudience(db: Kysely<Database>, conversationId: string, senderId: string) {
-  const conversation = await db
-    .selectFrom("conversations")
-    .select(["type", "name"])
-    .where("id", "=", conversationId)
-    .executeTakeFirst()
-  if (!conversation) return null
+/**
+ * The devices of a conversation's members other than the sender: tokens of live sessions, conversation not
+ * muted by their owner. One query, and no rows at all in the common case of members without devices.
+ */
+export async function pushCandidates(
+  db: Kysely<Database>,
+  conversationId: string,
+  senderId: string,
+  now: number,
+): Promise<PushCandidate[]> {
   const rows = await db
     .selectFrom("conversation_members as cm")
+    .innerJoin("device_tokens as d", "d.user_id", "cm.user_id")
+    .innerJoin("user_sessions as s", "s.id", "d.session_id")
+    .innerJoin("conversations as c", "c.id", "cm.conversation_id")
     .leftJoin("user_settings as us", "us.user_id", "cm.user_id")
     .select([
+      "c.type",
+      "c.name",
       "cm.user_id",
-      "cm.muted_until",
+      "d.token",
+      "d.platform",
       "us.notifications_enabled",
       "us.notification_preview",
       "us.notification_sound",
@@ -89,33 +100,21 @@ export async function pushAudience(db: Kysely<Database>, conversationId: string,
     ])
     .where("cm.conversation_id", "=", conversationId)
     .where("cm.user_id", "<>", senderId)
+    .where((eb) => eb.or([eb("cm.muted_until", "is", null), eb("cm.muted_until", "<=", now)]))
+    .where("s.ended_at", "is", null)
+    .where("s.expires_at", ">", now)
     .execute()
   const on = (v: number | boolean | null) => v === null || !!v
-  const members: PushMember[] = rows.map((r) => ({
+  return rows.map((r) => ({
+    conversation_type: r.type,
+    conversation_name: r.name,
     user_id: r.user_id,
-    muted_until: r.muted_until === null ? null : Number(r.muted_until),
+    token: r.token,
+    platform: r.platform,
     enabled: on(r.notifications_enabled),
     preview: on(r.notification_preview),
     sound: on(r.notification_sound),
     messages: on(r.message_notifications),
     groups: on(r.group_notifications),
   }))
-  return { type: conversation.type, name: conversation.name, members }
-}
-
-/** The device tokens of these users registered by sessions that are still live. */
-export async function liveDeviceTokens(db: Kysely<Database>, userIds: readonly string[], now: number) {
-  const out: { token: string; platform: DevicePlatform; user_id: string }[] = []
-  for (let i = 0; i < userIds.length; i += 500)
-    out.push(
-      ...(await db
-        .selectFrom("device_tokens as d")
-        .innerJoin("user_sessions as s", "s.id", "d.session_id")
-        .select(["d.token", "d.platform", "d.user_id"])
-        .where("d.user_id", "in", userIds.slice(i, i + 500))
-        .where("s.ended_at", "is", null)
-        .where("s.expires_at", ">", now)
-        .execute()),
-    )
-  return out
 }

@@ -8,8 +8,7 @@ import {
   deleteDeviceTokens,
   deleteSessionDeviceTokens,
   deleteUserDeviceToken,
-  liveDeviceTokens,
-  pushAudience,
+  pushCandidates,
   upsertDeviceToken,
 } from "./push.repository.ts"
 import type { DevicePlatform } from "./push.tables.ts"
@@ -152,33 +151,28 @@ export function createPushService(deps: Deps, drivers: Record<DevicePlatform, Pu
     if (result.invalidToken) await deleteDeviceTokens(db, [device.token])
   }
 
-  /** A committed message: who gets a push (offline members whose settings and mutes allow it), then one task per device. */
+  /** A committed message: its candidate devices, less owners with a live socket, switches off, or a block; one task per device. */
   const fanOut = async (conversationId: string, message: Record<string, unknown>, only?: string[]) => {
     const senderId = String(message.sender_id)
-    const audience = await pushAudience(db, conversationId, senderId)
-    if (!audience) return
-    const now = deps.clock.now()
-    const isGroup = audience.type === "GROUP"
     const onlySet = only ? new Set(only) : null
-    const wanted = audience.members.filter(
-      (m) =>
-        (!onlySet || onlySet.has(m.user_id)) &&
-        m.enabled &&
-        (isGroup ? m.groups : m.messages) &&
-        !(m.muted_until !== null && m.muted_until > now) &&
-        !hasLiveSocket(m.user_id),
+    const targets = (await pushCandidates(db, conversationId, senderId, deps.clock.now())).filter(
+      (t) =>
+        (!onlySet || onlySet.has(t.user_id)) &&
+        t.enabled &&
+        (t.conversation_type === "GROUP" ? t.groups : t.messages) &&
+        !hasLiveSocket(t.user_id),
     )
-    if (!wanted.length) return
-    const blocked = await blockedEitherWayAmong(
-      db,
-      senderId,
-      wanted.map((m) => m.user_id),
-    )
-    const recipients = new Map(wanted.filter((m) => !blocked.has(m.user_id)).map((m) => [m.user_id, m]))
-    if (!recipients.size) return
-    for (const device of await liveDeviceTokens(db, [...recipients.keys()], now)) {
-      const notification = notificationFor(message, audience, recipients.get(device.user_id)!)
-      enqueue(() => deliver(device, notification))
+    if (!targets.length) return
+    const blocked = new Set<string>()
+    const owners = [...new Set(targets.map((t) => t.user_id))]
+    // Chunked to stay under the databases' bound-parameter limits in very large groups.
+    for (let i = 0; i < owners.length; i += 500)
+      for (const id of await blockedEitherWayAmong(db, senderId, owners.slice(i, i + 500))) blocked.add(id)
+    for (const target of targets) {
+      if (blocked.has(target.user_id)) continue
+      const conversation = { type: target.conversation_type, name: target.conversation_name }
+      const notification = notificationFor(message, conversation, target)
+      enqueue(() => deliver(target, notification))
     }
   }
 
