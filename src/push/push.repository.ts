@@ -1,4 +1,6 @@
 import type { Kysely } from "kysely"
+import type { DatabaseHandle } from "../db/database.ts"
+import { readQuery } from "../db/read-query.ts"
 import type { Database } from "../db/schema.ts"
 import type { DevicePlatform } from "./push.tables.ts"
 
@@ -75,35 +77,12 @@ export type PushCandidate = {
  * muted by their owner. One query, and no rows at all in the common case of members without devices.
  */
 export async function pushCandidates(
-  db: Kysely<Database>,
+  h: DatabaseHandle,
   conversationId: string,
   senderId: string,
   now: number,
 ): Promise<PushCandidate[]> {
-  const rows = await db
-    .selectFrom("conversation_members as cm")
-    .innerJoin("device_tokens as d", "d.user_id", "cm.user_id")
-    .innerJoin("user_sessions as s", "s.id", "d.session_id")
-    .innerJoin("conversations as c", "c.id", "cm.conversation_id")
-    .leftJoin("user_settings as us", "us.user_id", "cm.user_id")
-    .select([
-      "c.type",
-      "c.name",
-      "cm.user_id",
-      "d.token",
-      "d.platform",
-      "us.notifications_enabled",
-      "us.notification_preview",
-      "us.notification_sound",
-      "us.message_notifications",
-      "us.group_notifications",
-    ])
-    .where("cm.conversation_id", "=", conversationId)
-    .where("cm.user_id", "<>", senderId)
-    .where((eb) => eb.or([eb("cm.muted_until", "is", null), eb("cm.muted_until", "<=", now)]))
-    .where("s.ended_at", "is", null)
-    .where("s.expires_at", ">", now)
-    .execute()
+  const rows = await candidatesQuery(h, [conversationId, senderId, now, now])
   const on = (v: number | boolean | null) => v === null || !!v
   return rows.map((r) => ({
     conversation_type: r.type,
@@ -118,3 +97,27 @@ export async function pushCandidates(
     groups: on(r.group_notifications),
   }))
 }
+
+// Hand-written (readQuery): it runs once per message sent, and Kysely's building would cost more than the query.
+const candidatesQuery = readQuery<{
+  type: "DIRECT" | "GROUP"
+  name: string | null
+  user_id: string
+  token: string
+  platform: DevicePlatform
+  notifications_enabled: number | boolean | null
+  notification_preview: number | boolean | null
+  notification_sound: number | boolean | null
+  message_notifications: number | boolean | null
+  group_notifications: number | boolean | null
+}>(`
+  select c.type, c.name, cm.user_id, d.token, d.platform, us.notifications_enabled, us.notification_preview,
+    us.notification_sound, us.message_notifications, us.group_notifications
+  from conversation_members cm
+  join device_tokens d on d.user_id = cm.user_id
+  join user_sessions s on s.id = d.session_id
+  join conversations c on c.id = cm.conversation_id
+  left join user_settings us on us.user_id = cm.user_id
+  where cm.conversation_id = ? and cm.user_id <> ?
+    and (cm.muted_until is null or cm.muted_until <= ?)
+    and s.ended_at is null and s.expires_at > ?`)

@@ -155,7 +155,7 @@ export function createPushService(deps: Deps, drivers: Record<DevicePlatform, Pu
   const fanOut = async (conversationId: string, message: Record<string, unknown>, only?: string[]) => {
     const senderId = String(message.sender_id)
     const onlySet = only ? new Set(only) : null
-    const targets = (await pushCandidates(db, conversationId, senderId, deps.clock.now())).filter(
+    const targets = (await pushCandidates(deps.database, conversationId, senderId, deps.clock.now())).filter(
       (t) =>
         (!onlySet || onlySet.has(t.user_id)) &&
         t.enabled &&
