@@ -5,7 +5,7 @@ import { registerDevice, unregisterDevice } from "./push.service.ts"
 
 const token = t.String({ minLength: 1, maxLength: 4096, error: "Must be a non-empty string" })
 // Checked by the service, so a wrong value gets the contract's 400 message rather than a validation 422.
-const platform = t.Optional(t.String({ maxLength: 32 }))
+const platform = t.Optional(t.String())
 
 /** Device tokens for push (CONTRACT §2.7, A5). */
 export const pushRoutes = (deps: Deps) =>
