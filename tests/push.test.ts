@@ -6,7 +6,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { directChat, group, send } from "./helpers/messaging.ts"
 import { connectNative } from "./helpers/realtime.ts"
-import { startTestServer, type TestServer } from "./helpers/server.ts"
+import { createTestDatabase, dialectUnderTest, startTestServer, type TestServer } from "./helpers/server.ts"
 import { type SignedUpUser, signUp } from "./helpers/users.ts"
 import { waitFor } from "./helpers/wait.ts"
 
@@ -418,6 +418,53 @@ describe("FCM HTTP v1", () => {
     expect(google.sendsTo(flaky)).toHaveLength(2)
     expect(google.sendsTo(good)).toHaveLength(2)
     expect(server.logs.some((l) => l.includes("push: not delivered") && l.includes("HTTP 503"))).toBe(true)
+  })
+})
+
+describe("two instances on one database and one bus (redis)", () => {
+  test("a socket on the other instance counts as live; each message is pushed once, by the instance that took it", async () => {
+    const config = {
+      "push.driver": "fcm",
+      "push.fcm_service_account": serviceAccountPath,
+      "push.fcm_api_url": googleUrl,
+      "realtime.bus": "redis",
+      "realtime.bus_channel": `urge_test_${Math.random().toString(36).slice(2, 10)}`,
+      "realtime.presence_grace": "0ms",
+    }
+    const database = dialectUnderTest === "postgres" ? await createTestDatabase() : null
+    const dataDir = database ? undefined : mkdtempSync(join(tmpdir(), "urge-push-instances-"))
+    const a = await startTestServer({ databaseUrl: database?.url, dataDir, config })
+    const b = await startTestServer({ databaseUrl: database?.url, dataDir, config })
+    try {
+      const [alice, bob] = [await signUp(a, { displayName: "Alice" }), await signUp(a)]
+      const token = `multi-${"x".repeat(20)}`
+      await a.api("POST", "/api/settings/notifications/register", {
+        token: bob.accessToken,
+        body: { token, platform: "android" },
+      })
+      const chat = (
+        await a.api("POST", "/api/conversations", {
+          token: alice.accessToken,
+          body: { type: "DIRECT", participant_ids: [bob.user.id] },
+        })
+      ).body.id as string
+      const settle = async (content: string) => {
+        await send(a, alice, chat, content)
+        await Promise.all([a.deps.push.idle(), b.deps.push.idle()])
+      }
+      const onB = await connectNative(b, { token: bob.accessToken })
+      await waitFor(() => a.deps.presence.isOnline(bob.user.id), 3000, "A to see Bob online on B")
+      await settle("bob is on B")
+      onB.close()
+      await waitFor(() => !a.deps.presence.isOnline(bob.user.id), 3000, "A to see Bob gone")
+      await settle("bob is gone")
+      expect(google.sendsTo(token).map((m) => m.notification.body)).toEqual(["bob is gone"])
+    } finally {
+      await b.stop()
+      await a.stop()
+      await database?.drop()
+      if (dataDir) rmSync(dataDir, { recursive: true, force: true })
+    }
   })
 })
 
