@@ -82,7 +82,8 @@ const google: {
             },
             { status: 400 },
           )
-        if (token.startsWith("flaky-")) return new Response("unavailable", { status: 503 })
+        if (token.startsWith("flaky-"))
+          return new Response("unavailable", { status: 503, headers: { "retry-after": "0" } })
         return Response.json({ name: "projects/test-project/messages/1" })
       }
       return new Response("not found", { status: 404 })
@@ -402,7 +403,7 @@ describe("FCM HTTP v1", () => {
     expect(google.sendsTo(daveToken).map((m) => m.notification.body)).toEqual(["after the mute"])
   })
 
-  test("tokens FCM calls invalid (404 UNREGISTERED, 400 INVALID_ARGUMENT on the token) are deleted; others are kept", async () => {
+  test("tokens FCM calls invalid (404 UNREGISTERED, 400 INVALID_ARGUMENT on the token) are deleted; a 503 is retried, its token kept", async () => {
     const [alice, bob] = [await signUp(server), await signUp(server)]
     const [dead, bad, flaky, good] = [
       await device(bob, "dead"),
@@ -415,7 +416,8 @@ describe("FCM HTTP v1", () => {
     await sendAndSettle(alice, chat, "second")
     expect(google.sendsTo(dead)).toHaveLength(1)
     expect(google.sendsTo(bad)).toHaveLength(1)
-    expect(google.sendsTo(flaky)).toHaveLength(2)
+    // A 503 is tried again twice, then given up (and the token kept).
+    expect(google.sendsTo(flaky)).toHaveLength(6)
     expect(google.sendsTo(good)).toHaveLength(2)
     expect(server.logs.some((l) => l.includes("push: not delivered") && l.includes("HTTP 503"))).toBe(true)
   })

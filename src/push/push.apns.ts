@@ -1,6 +1,6 @@
 import { sign } from "node:crypto"
 import http2 from "node:http2"
-import type { PushDriver, PushResult } from "./push.driver.ts"
+import { type PushDriver, type PushResult, retryDelay } from "./push.driver.ts"
 
 /**
  * APNs with token-based auth: an ES256 JWT from the team's .p8 key (renewed every 50 minutes; Apple accepts
@@ -89,9 +89,14 @@ export function apnsDriver(options: {
         if (res.status === 200) return { ok: true }
         const reason = reasonOf(res.text)
         const invalidToken = res.status === 410 || (res.status === 400 && reason === "BadDeviceToken")
-        return { ok: false, invalidToken, error: `HTTP ${res.status} ${reason ?? res.text.slice(0, 200)}` }
+        return {
+          ok: false,
+          invalidToken,
+          error: `HTTP ${res.status} ${reason ?? res.text.slice(0, 200)}`,
+          retryAfterMs: retryDelay(res.status, null),
+        }
       } catch (error) {
-        return { ok: false, invalidToken: false, error: (error as Error).message }
+        return { ok: false, invalidToken: false, error: (error as Error).message, retryAfterMs: 1000 }
       }
     },
   }

@@ -19,8 +19,22 @@ export type PushMessage = {
 
 export type PushDevice = { token: string; platform: DevicePlatform }
 
-/** What the provider said; `invalidToken` means the token will never work again and should be forgotten. */
-export type PushResult = { ok: true } | { ok: false; invalidToken: boolean; error: string }
+/**
+ * What the provider said. `invalidToken`: the token will never work again and should be forgotten;
+ * `retryAfterMs`: a passing failure (throttled, unavailable, no connection) worth another try after that long.
+ */
+export type PushResult =
+  { ok: true } | { ok: false; invalidToken: boolean; error: string; retryAfterMs?: number }
+
+/** The wait a throttled or unavailable provider asks for (Retry-After in seconds), else `fallbackMs`; at most 30 s. */
+export function retryDelay(status: number, retryAfter: string | null, fallbackMs = 1000): number | undefined {
+  if (status !== 429 && status < 500) return undefined
+  const seconds = Number(retryAfter)
+  return Math.min(
+    30_000,
+    retryAfter !== null && Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : fallbackMs,
+  )
+}
 
 /** Sends pushes through one provider. Never throws: failures come back as a result. */
 export type PushDriver = {

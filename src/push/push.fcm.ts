@@ -2,7 +2,7 @@ import { createSign } from "node:crypto"
 import { readFileSync } from "node:fs"
 import { ConfigError } from "../config.ts"
 import type { Logger } from "../logger.ts"
-import type { PushDriver, PushResult } from "./push.driver.ts"
+import { type PushDriver, type PushResult, retryDelay } from "./push.driver.ts"
 
 /** The fields of a Google service account key file that FCM needs. */
 export type ServiceAccount = {
@@ -128,11 +128,12 @@ export function fcmDriver(options: {
         return {
           ok: false,
           invalidToken: isInvalidToken(res.status, text),
+          retryAfterMs: retryDelay(res.status, res.headers.get("retry-after")),
           error: `HTTP ${res.status} ${text.slice(0, 300)}`,
         }
       } catch (error) {
         logger.debug("push: fcm request failed", { error: (error as Error).message })
-        return { ok: false, invalidToken: false, error: (error as Error).message }
+        return { ok: false, invalidToken: false, error: (error as Error).message, retryAfterMs: 1000 }
       }
     },
   }

@@ -45,6 +45,9 @@ export type PushService = {
   idle(): Promise<void>
 }
 
+/** Extra tries of a push that failed for a passing reason. */
+const maxRetries = 2
+
 /** Longest text shown in a notification body (CONTRACT §4.9). */
 const previewLength = 100
 
@@ -133,13 +136,22 @@ export function createPushService(deps: Deps, drivers: Record<DevicePlatform, Pu
     pump()
   }
 
-  /** One device: send, log a failure, forget a token the provider called dead. */
+  /**
+   * One device: send; a passing failure is tried again (twice at most, after the wait the provider asks for,
+   * else 1 s then 2 s, holding its worker: a struggling provider slows the queue rather than being flooded);
+   * then log a failure and forget a token the provider called dead.
+   */
   const deliver = async (
     device: { token: string; platform: DevicePlatform; user_id: string },
     message: PushMessage,
   ) => {
     const driver = drivers[device.platform]
-    const result = await driver.send(device, message)
+    let result = await driver.send(device, message)
+    for (let retry = 0; !result.ok && result.retryAfterMs !== undefined && retry < maxRetries; retry++) {
+      if (!accepting) break
+      await Bun.sleep(result.retryAfterMs * (retry + 1))
+      result = await driver.send(device, message)
+    }
     if (result.ok) return
     logger.warn("push: not delivered", {
       driver: driver.name,
