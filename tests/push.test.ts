@@ -4,6 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import http2 from "node:http2"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { loadConfig } from "../src/config.ts"
+import { createDeps } from "../src/deps.ts"
 import { directChat, group, send } from "./helpers/messaging.ts"
 import { connectNative } from "./helpers/realtime.ts"
 import { createTestDatabase, dialectUnderTest, startTestServer, type TestServer } from "./helpers/server.ts"
@@ -471,6 +473,18 @@ describe("two instances on one database and one bus (redis)", () => {
 })
 
 describe("other drivers", () => {
+  test("a driver without its settings stops startup with a message naming the keys", () => {
+    const build = (overrides: Record<string, unknown>) => () =>
+      createDeps(loadConfig({ env: {}, overrides: { "data.dir": join(dir, "data"), ...overrides } }))
+    expect(build({ "push.driver": "fcm" })).toThrow("push.fcm_service_account")
+    expect(build({ "push.driver": "fcm", "push.fcm_service_account": join(dir, "missing.json") })).toThrow(
+      "push.fcm_service_account",
+    )
+    expect(build({ "push.ios_driver": "apns", "push.apns_key_path": join(dir, "k.p8") })).toThrow(
+      "push.apns_key_id",
+    )
+  })
+
   test("log (the default) writes the push it would send", async () => {
     const own = await startTestServer()
     try {
