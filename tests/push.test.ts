@@ -6,6 +6,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { loadConfig } from "../src/config.ts"
 import { createDeps } from "../src/deps.ts"
+import { createLogger } from "../src/logger.ts"
+import { fcmDriver, readServiceAccount } from "../src/push/push.fcm.ts"
 import { directChat, group, send } from "./helpers/messaging.ts"
 import { connectNative } from "./helpers/realtime.ts"
 import { createTestDatabase, dialectUnderTest, startTestServer, type TestServer } from "./helpers/server.ts"
@@ -21,11 +23,13 @@ const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 20
 /** Plays Google: the OAuth token endpoint and FCM's messages:send (tokens named dead-* / bad-* are refused). */
 const google: {
   seen: Seen[]
+  revoked: Set<string>
   tokensIssued: number
   server: ReturnType<typeof Bun.serve>
   sendsTo(token: string): any[]
 } = {
   seen: [] as Seen[],
+  revoked: new Set<string>(),
   tokensIssued: 0,
   server: Bun.serve({
     port: 0,
@@ -45,6 +49,8 @@ const google: {
       }
       if (url.pathname === "/v1/projects/test-project/messages:send") {
         seen.json = JSON.parse(text)
+        if (google.revoked.has(req.headers.get("authorization")!.replace("Bearer ", "")))
+          return Response.json({ error: { code: 401, status: "UNAUTHENTICATED" } }, { status: 401 })
         const token: string = seen.json.message.token
         if (token.startsWith("dead-"))
           return Response.json(
@@ -295,6 +301,35 @@ describe("FCM HTTP v1", () => {
     await sendAndSettle(alice, chat, "Again")
     expect(google.sendsTo(token)).toHaveLength(2)
     expect(google.tokensIssued).toBe(Math.max(issuedBefore, 1))
+  })
+
+  test("the access token is reused until a minute before it expires, and fetched again after a 401", async () => {
+    let now = Date.now()
+    const driver = fcmDriver({
+      account: readServiceAccount(serviceAccountPath),
+      apiUrl: googleUrl,
+      logger: createLogger("error"),
+      now: () => now,
+    })
+    const message = { title: "t", body: "b", data: { type: "new_message" }, sound: false }
+    const push = async () => {
+      const token = `cache-${++tokenCount}-${"x".repeat(20)}`
+      expect(await driver.send({ token, platform: "android" }, message)).toEqual({ ok: true })
+      return google.sendsTo(token).length
+    }
+    const issued = google.tokensIssued
+    await push()
+    await push()
+    expect(google.tokensIssued).toBe(issued + 1)
+    now += 3600_000 - 61_000
+    await push()
+    expect(google.tokensIssued).toBe(issued + 1)
+    now += 2_000
+    await push()
+    expect(google.tokensIssued).toBe(issued + 2)
+    google.revoked.add(`at-${google.tokensIssued}`)
+    expect(await push()).toBe(2) // refused once with 401, sent again with a fresh token
+    expect(google.tokensIssued).toBe(issued + 3)
   })
 
   test("bodies: long text is cut at 100 characters + '...', media says 'Sent a <type>', preview off says 'New message'", async () => {
