@@ -200,6 +200,17 @@ describe("device token registration", () => {
     expect(legacyBad.status).toBe(400)
   })
 
+  test("the routes are in the OpenAPI document with their bodies", async () => {
+    const doc = (await server.api("GET", "/docs/json")).body
+    const register = doc.paths["/api/settings/notifications/register"].post
+    expect(Object.keys(register.requestBody.content["application/json"].schema.properties)).toEqual([
+      "token",
+      "platform",
+    ])
+    expect(doc.paths["/api/settings/notifications/unregister"].delete).toBeDefined()
+    expect(doc.paths["/api/notifications/register"].post).toBeDefined()
+  })
+
   test("unregister forgets the caller's own token only", async () => {
     const [alice, bob] = [await signUp(server), await signUp(server)]
     const token = await device(alice)
