@@ -2,7 +2,7 @@ import type { Migration } from "kysely"
 import * as m0001 from "./0001_users.ts"
 import * as m0003 from "./0003_messaging.ts"
 import * as m0004 from "./0004_groups.ts"
-import * as m0005 from "./0005_push.ts"
+import * as m0007 from "./0007_push.ts"
 
 /**
  * Every migration, in order. Imported statically so the compiled binary carries them (no folder is read at
@@ -12,5 +12,5 @@ export const migrations: Record<string, Migration> = {
   "0001_users": m0001,
   "0003_messaging": m0003,
   "0004_groups": m0004,
-  "0005_push": m0005,
+  "0007_push": m0007,
 }
