@@ -343,6 +343,29 @@ describe("FCM HTTP v1", () => {
     expect(google.tokensIssued).toBe(issued + 3)
   })
 
+  test("doctor's check: the service account gets an access token, or the failure is reported", async () => {
+    expect(await server.deps.push.verify()).toEqual({
+      ok: true,
+      text: "fcm (project test-project, push@test-project.iam.gserviceaccount.com: credentials accepted)",
+    })
+    const wrong = join(dir, "wrong-account.json")
+    writeFileSync(
+      wrong,
+      JSON.stringify({
+        project_id: "p",
+        client_email: "e@p",
+        private_key: privateKey.export({ type: "pkcs8", format: "pem" }),
+        token_uri: `${googleUrl}/no-such-endpoint`,
+      }),
+    )
+    const driver = fcmDriver({
+      account: readServiceAccount(wrong),
+      apiUrl: googleUrl,
+      logger: createLogger("error"),
+    })
+    await expect(driver.verify()).rejects.toThrow("token exchange failed: HTTP 404")
+  })
+
   test("bodies: long text is cut at 100 characters + '...', media says 'Sent a <type>', preview off says 'New message'", async () => {
     const [alice, bob] = [await signUp(server, { displayName: "Alice" }), await signUp(server)]
     const token = await device(bob)

@@ -70,6 +70,12 @@ export function apnsDriver(options: {
 
   return {
     name: "apns",
+    async verify() {
+      // Signing proves the key is a usable ES256 key; only a push can prove Apple accepts it.
+      jwt = undefined
+      bearer()
+      return `apns (${options.url}, topic ${options.topic}, key ${options.keyId}, team ${options.teamId}: key loads)`
+    },
     async send(device, message): Promise<PushResult> {
       const aps: Record<string, unknown> = { alert: { title: message.title, body: message.body } }
       if (message.sound) aps.sound = "default"

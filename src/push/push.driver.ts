@@ -40,6 +40,8 @@ export function retryDelay(status: number, retryAfter: string | null, fallbackMs
 export type PushDriver = {
   readonly name: "log" | "fcm" | "apns"
   send(device: PushDevice, message: PushMessage): Promise<PushResult>
+  /** For `urge doctor`: proves what can be proved without pushing (throws when it cannot), says what it is. */
+  verify(): Promise<string>
 }
 
 /** The driver per platform, as configured (push.driver, push.ios_driver). Only deps.ts calls this. */
@@ -79,6 +81,7 @@ export function logPushDriver(logger: Logger, options: { redact?: boolean } = {}
       })
       return { ok: true }
     },
+    verify: async () => "log (pushes are written to the server log, not sent)",
   }
 }
 

@@ -98,6 +98,11 @@ export function fcmDriver(options: {
 
   return {
     name: "fcm",
+    async verify() {
+      cached = undefined
+      await accessToken()
+      return `fcm (project ${account.project_id}, ${account.client_email}: credentials accepted)`
+    },
     async send(device, message): Promise<PushResult> {
       const notification: Record<string, string> = { title: message.title, body: message.body }
       if (message.image) notification.image = message.image

@@ -43,6 +43,8 @@ export type PushService = {
   stop(timeoutMs?: number): Promise<void>
   /** Resolves when nothing is queued or in flight (tests, shutdown). */
   idle(): Promise<void>
+  /** For `urge doctor`: each configured driver, checked. */
+  verify(): Promise<{ ok: boolean; text: string }>
 }
 
 /** Extra tries of a push that failed for a passing reason. */
@@ -223,5 +225,22 @@ export function createPushService(deps: Deps, drivers: Record<DevicePlatform, Pu
       }
     },
     idle,
+    async verify() {
+      const lines: string[] = []
+      let ok = true
+      const byDriver = new Map<PushDriver, DevicePlatform[]>()
+      for (const platform of ["android", "ios"] as const)
+        byDriver.set(drivers[platform], [...(byDriver.get(drivers[platform]) ?? []), platform])
+      for (const [driver, platforms] of byDriver) {
+        const which = byDriver.size > 1 ? `${platforms.join(", ")}: ` : ""
+        try {
+          lines.push(which + (await driver.verify()))
+        } catch (error) {
+          ok = false
+          lines.push(`${which}${driver.name} failed (${(error as Error).message.split("\n")[0]})`)
+        }
+      }
+      return { ok, text: lines.join("; ") }
+    },
   }
 }
