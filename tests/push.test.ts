@@ -246,6 +246,25 @@ describe("device token registration", () => {
     expect(google.sendsTo(token).map((m) => m.notification.body)).toEqual(["to bob"])
   })
 
+  test("a user keeps their 20 most recently registered devices; older ones are forgotten", async () => {
+    const [alice, bob] = [await signUp(server), await signUp(server)]
+    const tokens: string[] = []
+    for (let i = 0; i < 20; i++) {
+      tokens.push(await device(alice))
+      server.clock.advance(1)
+    }
+    // Registering again (the app does on every cold start) makes a token recent: the second is now the oldest.
+    await server.api("POST", "/api/settings/notifications/register", {
+      token: alice.accessToken,
+      body: { token: tokens[0], platform: "android" },
+    })
+    server.clock.advance(1)
+    tokens.push(await device(alice))
+    await sendAndSettle(bob, await directChat(server, bob, alice), "to twenty devices")
+    const reached = tokens.filter((t) => google.sendsTo(t).length > 0)
+    expect(reached).toEqual(tokens.filter((t) => t !== tokens[1]))
+  })
+
   test("logout: the session's tokens get no more pushes", async () => {
     const [alice, bob] = [await signUp(server), await signUp(server)]
     const token = await device(alice)

@@ -30,6 +30,25 @@ export async function upsertDeviceToken(
     .execute()
 }
 
+/** Keeps a user's `keep` most recently registered tokens and forgets the rest. */
+export async function trimUserDeviceTokens(db: Kysely<Database>, userId: string, keep: number) {
+  await db
+    .deleteFrom("device_tokens")
+    .where("user_id", "=", userId)
+    .where(
+      "token",
+      "not in",
+      db
+        .selectFrom("device_tokens")
+        .select("token")
+        .where("user_id", "=", userId)
+        .orderBy("updated_at", "desc")
+        .orderBy("token")
+        .limit(keep),
+    )
+    .execute()
+}
+
 /** Forgets a user's token; false when the user had no such token. */
 export async function deleteUserDeviceToken(db: Kysely<Database>, userId: string, token: string) {
   const result = await db

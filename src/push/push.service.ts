@@ -9,9 +9,13 @@ import {
   deleteSessionDeviceTokens,
   deleteUserDeviceToken,
   pushCandidates,
+  trimUserDeviceTokens,
   upsertDeviceToken,
 } from "./push.repository.ts"
 import type { DevicePlatform } from "./push.tables.ts"
+
+/** Devices kept per user: every message fans out to each, so an account cannot pile up thousands. */
+export const maxDevicesPerUser = 20
 
 /** POST /settings/notifications/register (and the seed's /notifications/register, which sends "IOS"/"ANDROID"). */
 export async function registerDevice(deps: Deps, principal: Principal, token: string, platform: string) {
@@ -25,6 +29,7 @@ export async function registerDevice(deps: Deps, principal: Principal, token: st
     platform: normalized,
     now: deps.clock.now(),
   })
+  await trimUserDeviceTokens(deps.database.db, principal.userId, maxDevicesPerUser)
   return { success: true, message: "Device token registered" }
 }
 
