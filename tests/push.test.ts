@@ -424,6 +424,13 @@ describe("FCM HTTP v1", () => {
     expect(push.data.is_group).toBe("true")
     expect(google.sendsTo(carolToken)).toEqual([])
     expect(google.sendsTo(daveToken)).toEqual([])
+
+    // Messages the server records (a member left) are not pushed.
+    expect((await server.api("POST", `/api/groups/${chat}/leave`, { token: dave.accessToken })).status).toBe(
+      200,
+    )
+    await server.deps.push.idle()
+    expect(google.sendsTo(bobToken)).toHaveLength(1)
   })
 
   test("a member with a live socket gets no push; an offline one does", async () => {

@@ -199,6 +199,8 @@ export function createPushService(deps: Deps, drivers: Record<DevicePlatform, Pu
     if (!accepting) return
     if (event.type === "conversation" && event.name === "message:received") {
       const { conversationId, data, userIds } = event
+      // What people send, not what the server records ("<name> left the group"): CONTRACT §2.4 pushes sends.
+      if (data.message_type === "SYSTEM") return
       enqueue(() => fanOut(conversationId, data, userIds))
     } else if (event.type === "session.ended") {
       const { sessionIds } = event
