@@ -28,6 +28,7 @@ const benches: Record<string, Bench> = {
   },
   groups: { script: "groups.ts", about: "only-admins-can-post check and GroupResponse for a large group" },
   "auth-check": { script: "auth-check.ts", about: "per-request auth check (token + session lookup)" },
+  push: { script: "push.ts", about: "background push fan-out per message beside the send itself" },
 }
 
 const [name, ...rest] = process.argv.slice(2)
