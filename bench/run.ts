@@ -33,6 +33,7 @@ const benches: Record<string, Bench> = {
     about: "urge backup create/verify/restore on the generated SQLite dataset [--runs N]",
   },
   media: { script: "media.ts", about: "upload (photo against a same-size PDF) and file serving [--runs N]" },
+  push: { script: "push.ts", about: "background push fan-out per message beside the send itself" },
 }
 
 const [name, ...rest] = process.argv.slice(2)

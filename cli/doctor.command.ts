@@ -12,12 +12,12 @@ const databaseTimeoutMs = 5000
 
 /**
  * `urge doctor`: what an operator checks first on a new machine. Prints the version, the configuration source,
- * whether the database answers (and its migrations), and whether image processing really works (sharp resizes
- * a test image). Exits 1 when a check fails.
+ * whether the database answers (and its migrations), the push drivers (FCM: the service account gets an access
+ * token), and whether image processing really works (sharp resizes a test image). Exits 1 when a check fails.
  */
 export const doctorCommand = (cli: CliContext) =>
   new Command("doctor")
-    .description("check this installation: version, configuration, database, image processing")
+    .description("check this installation: version, configuration, database, push, image processing")
     .action(async () => {
       const config = cli.loadConfig()
       const failed: string[] = []
@@ -38,6 +38,12 @@ export const doctorCommand = (cli: CliContext) =>
       } catch (error) {
         failed.push("database")
         cli.print(`database: unreachable (${(error as Error).message.split("\n")[0]})`)
+      }
+
+      if (deps) {
+        const push = await deps.push.verify()
+        if (!push.ok) failed.push("push")
+        cli.print(`push: ${push.text}`)
       }
 
       const images = await imageSupport({ dataDir: config.data.dir })

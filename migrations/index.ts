@@ -4,6 +4,7 @@ import * as m0003 from "./0003_messaging.ts"
 import * as m0004 from "./0004_groups.ts"
 import * as m0005 from "./0005_search_prefix4.ts"
 import * as m0006 from "./0006_media.ts"
+import * as m0007 from "./0007_push.ts"
 
 /**
  * Every migration, in order. Imported statically so the compiled binary carries them (no folder is read at
@@ -15,4 +16,5 @@ export const migrations: Record<string, Migration> = {
   "0004_groups": m0004,
   "0005_search_prefix4": m0005,
   "0006_media": m0006,
+  "0007_push": m0007,
 }

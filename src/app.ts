@@ -17,6 +17,7 @@ import { messagesRoutes } from "./messages/messages.routes.ts"
 import { syncRoutes } from "./sync/sync.routes.ts"
 import { groupsRoutes } from "./groups/groups.routes.ts"
 import { mediaRoutes } from "./media/media.routes.ts"
+import { pushRoutes } from "./push/push.routes.ts"
 
 /** Paths that live at the root; every other path is an alias of the same path under /api (CONTRACT A1). */
 const rootPath = /^\/(?:$|api(?:\/|$)|health$|docs(?:\/|$)|ws$|socket\.io\/)/
@@ -37,6 +38,7 @@ const apiRoutes = (deps: Deps) =>
     .use(messagesRoutes(deps))
     .use(syncRoutes(deps))
     .use(groupsRoutes(deps))
+    .use(pushRoutes(deps))
 
 /** Answers `/ws` and `/socket.io/` (the realtime protocols), or returns undefined for every other path. */
 export type RealtimePaths = (request: Request, server: Server<unknown>) => Promise<Response> | undefined

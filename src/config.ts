@@ -359,6 +359,50 @@ const fields = {
   },
   "media.s3_access_key_id": { parse: str, default: "", doc: "Access key id for the bucket." },
   "media.s3_secret_access_key": { parse: str, default: "", doc: "Secret access key for the bucket." },
+  "push.driver": {
+    parse: oneOf("log", "fcm"),
+    default: "log",
+    doc: 'How pushes reach devices: "log" writes each push it would send to the server log (without title and body in production mode), "fcm" sends through Firebase Cloud Messaging (HTTP v1). iOS tokens too, unless push.ios_driver says otherwise.',
+  },
+  "push.ios_driver": {
+    parse: oneOf("", "log", "fcm", "apns"),
+    default: "",
+    doc: 'Driver for iOS tokens (empty: push.driver). "apns" sends to Apple directly (token-based auth) when the app registers APNs tokens instead of FCM ones.',
+  },
+  "push.concurrency": {
+    parse: int(1, 1000),
+    default: 8,
+    doc: "Pushes sent at the same time (the rest wait in the queue, off the request path).",
+  },
+  "push.queue_limit": {
+    parse: int(1, 10_000_000),
+    default: 10_000,
+    doc: "Pushes waiting at most; beyond it new ones are dropped (and logged) rather than using unbounded memory.",
+  },
+  "push.fcm_service_account": {
+    parse: str,
+    default: "",
+    doc: "Path to the Firebase service account JSON (project_id, client_email, private_key, token_uri).",
+  },
+  "push.fcm_api_url": {
+    parse: url("http", "https"),
+    default: "",
+    doc: "Base URL of the FCM API (empty: https://fcm.googleapis.com); for a proxy or a test double.",
+  },
+  "push.apns_key_path": { parse: str, default: "", doc: "Path to the APNs auth key (.p8, ES256)." },
+  "push.apns_key_id": { parse: str, default: "", doc: "Key ID of the APNs auth key." },
+  "push.apns_team_id": { parse: str, default: "", doc: "Apple developer team ID." },
+  "push.apns_topic": { parse: str, default: "", doc: "The app's bundle ID (apns-topic header)." },
+  "push.apns_production": {
+    parse: bool,
+    default: false,
+    doc: "Send to api.push.apple.com (production) instead of api.sandbox.push.apple.com (development builds).",
+  },
+  "push.apns_url": {
+    parse: url("http", "https"),
+    default: "",
+    doc: "Base URL of APNs (empty: chosen by push.apns_production); for a test double.",
+  },
 } as const satisfies Record<string, { parse: Parse<unknown>; default: unknown; doc: string }>
 
 export type ConfigKey = keyof typeof fields
@@ -442,6 +486,19 @@ export type Config = {
     s3_endpoint: string
     s3_access_key_id: string
     s3_secret_access_key: string
+  push: {
+    driver: "log" | "fcm"
+    ios_driver: "" | "log" | "fcm" | "apns"
+    concurrency: number
+    queue_limit: number
+    fcm_service_account: string
+    fcm_api_url: string
+    apns_key_path: string
+    apns_key_id: string
+    apns_team_id: string
+    apns_topic: string
+    apns_production: boolean
+    apns_url: string
   }
   /** The config file that was read, if any. */
   source: string | null

@@ -15,6 +15,8 @@ import {
 } from "./realtime/realtime.bus.ts"
 import { createPresence, type Presence } from "./realtime/realtime.hub.ts"
 import { createMediaStorage, type MediaStorage } from "./media/storage.ts"
+import { createPushDrivers } from "./push/push.driver.ts"
+import { createPushService, type PushService } from "./push/push.service.ts"
 
 /** Everything the server and the CLI run on, built once from the config (the composition root). */
 export type Deps = {
@@ -36,6 +38,8 @@ export type Deps = {
   rateLimits: RateLimiter
   /** Where uploaded media bytes live (local or s3). */
   media: MediaStorage
+  /** Pushes to members without a live socket (started by urge serve). */
+  push: PushService
   close(): Promise<void>
 }
 
@@ -46,9 +50,10 @@ export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps 
   const logger = overrides.logger ?? createLogger(config.log.level)
   mkdirSync(config.data.dir, { recursive: true })
   const sms = createSmsDriver(config, logger)
+  const pushDrivers = createPushDrivers(config, logger)
   const database = openDatabase(config)
   const clock = overrides.clock ?? systemClock
-  return {
+  const deps: Deps = {
     config,
     logger,
     clock,
@@ -60,8 +65,11 @@ export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps 
     sms,
     rateLimits: createRateLimiter(clock, config.rate_limit.enabled),
     media: createMediaStorage(config),
+    push: undefined as unknown as PushService,
     close: () => database.close(),
   }
+  deps.push = createPushService(deps, pushDrivers)
+  return deps
 }
 
 /** The realtime bus the config asks for. */

@@ -38,6 +38,7 @@ export async function startServer(deps: Deps): Promise<RunningServer> {
     await realtime.stop()
     throw error
   }
+  deps.push.start()
   const server = app.server!
   const port = server.port!
   const host = config.server.host === "0.0.0.0" ? "localhost" : config.server.host
@@ -55,6 +56,7 @@ export async function startServer(deps: Deps): Promise<RunningServer> {
       const deadline = Date.now() + config.server.shutdown_timeout * 1000
       while (inFlight.count > 0 && Date.now() < deadline) await Bun.sleep(10)
       await server.stop(true)
+      await deps.push.stop()
       await deps.close()
       logger.info("stopped")
     })())

@@ -16,6 +16,7 @@ import type {
   GroupSettingsTable,
 } from "../groups/groups.tables.ts"
 import type { MediaTable } from "../media/media.tables.ts"
+import type { DeviceTokensTable } from "../push/push.tables.ts"
 
 /** A boolean column: native on Postgres, 0/1 on SQLite. Read it with `!!`. */
 export type Flag = ColumnType<number | boolean, boolean | undefined, boolean>
@@ -43,6 +44,7 @@ export interface Database {
   group_event_attendees: GroupEventAttendeesTable
   group_join_requests: GroupJoinRequestsTable
   media: MediaTable
+  device_tokens: DeviceTokensTable
 }
 
 export type { Generated }
