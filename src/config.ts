@@ -486,6 +486,7 @@ export type Config = {
     s3_endpoint: string
     s3_access_key_id: string
     s3_secret_access_key: string
+  }
   push: {
     driver: "log" | "fcm"
     ios_driver: "" | "log" | "fcm" | "apns"
