@@ -6,7 +6,7 @@ import { type FileHandle, open } from "node:fs/promises"
  * blocks the server for an fsync (milliseconds on a virtual disk), and every ~1,000 pages a commit also runs
  * the checkpoint (copy the WAL into the database file, two more fsyncs). Both are moved to other threads:
  *
- * - `walSync()`: the send batch commits with `synchronous = NORMAL` (the frames are written, not fsynced), then
+ * - `sync()`: the send batch commits with `synchronous = NORMAL` (the frames are written, not fsynced), then
  *   awaits an fdatasync of the WAL on Bun's I/O threads and only then answers: the same guarantee as FULL for
  *   every acknowledged send (anything later in the WAL than an unsynced frame is only acknowledged after a
  *   sync that covers both), while the event loop serves other requests. Concurrent callers share one fsync.
