@@ -15,17 +15,10 @@ export type WriteBatcher<I, O> = {
   drain(): Promise<void>
 }
 
-/**
- * One input's result inside a batch: a value, or an error for that input only. A value may be a promise: its
- * caller then settles with it later (say once the commit is fsynced) while the next batch already runs.
- */
-export type BatchOutcome<O> = { ok: true; value: O | PromiseLike<O> } | { ok: false; error: unknown }
+/** One input's result inside a batch: a value, or an error for that input only. */
+export type BatchOutcome<O> = { ok: true; value: O } | { ok: false; error: unknown }
 
-type Pending<I, O> = {
-  input: I
-  resolve: (value: O | PromiseLike<O>) => void
-  reject: (error: unknown) => void
-}
+type Pending<I, O> = { input: I; resolve: (value: O) => void; reject: (error: unknown) => void }
 
 /** Creates a batcher; `maxBatch` bounds how many writes one transaction holds. */
 export function createWriteBatcher<I, O>(

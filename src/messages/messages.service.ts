@@ -150,7 +150,7 @@ export async function sendMessage(
 /** Commits a batch of sends (see `storeSends`), then answers each and announces `message:received`. */
 async function commitSends(deps: Deps, items: SendItem[]): Promise<BatchOutcome<SendResult>[]> {
   const now = deps.clock.now()
-  const { outcomes: stored, senders, durable } = await storeSends(deps, items, now)
+  const { outcomes: stored, senders } = await storeSends(deps, items, now)
   const results: BatchOutcome<SendResult>[] = new Array(items.length)
   // Committed. From here nothing may throw out of this function: the batcher would take it for a failed
   // transaction and store the sends again.
@@ -158,7 +158,7 @@ async function commitSends(deps: Deps, items: SendItem[]): Promise<BatchOutcome<
     if (outcome.kind === "error") results[index] = { ok: false, error: outcome.error }
     if (outcome.kind !== "stored") return
     try {
-      results[index] = announceSent(deps, items[index]!, outcome, senders, now, durable)
+      results[index] = announceSent(deps, items[index]!, outcome, senders, now)
     } catch (error) {
       results[index] = { ok: false, error }
     }
@@ -168,10 +168,7 @@ async function commitSends(deps: Deps, items: SendItem[]): Promise<BatchOutcome<
     if (outcome.kind !== "duplicate") continue
     const owner = outcome.ownerIndex === null ? undefined : results[outcome.ownerIndex]
     if (owner?.ok) {
-      results[index] = {
-        ok: true,
-        value: Promise.resolve(owner.value).then((v) => ({ ...v, created: false, cursor: null })),
-      }
+      results[index] = { ok: true, value: { ...owner.value, created: false, cursor: null } }
       continue
     }
     const item = items[index]!
@@ -194,14 +191,13 @@ async function commitSends(deps: Deps, items: SendItem[]): Promise<BatchOutcome<
   return results
 }
 
-/** The answer to one committed send, given and announced as `message:received` (with its feed cursor) once durable. */
+/** The answer to one committed send, announced as `message:received` with its feed cursor. */
 function announceSent(
   deps: Deps,
   item: SendItem,
   outcome: { id: string; seq: number; pos: number },
   senders: Map<string, SenderProfile>,
   now: number,
-  durable: Promise<void>,
 ): BatchOutcome<SendResult> {
   const sender = senders.get(item.senderId)
   const view: MessageView = {
@@ -230,19 +226,15 @@ function announceSent(
   if (item.reply) replies.set(item.reply.id, item.reply)
   const message = serializeMessage(view, { watermarks: [], starred: new Set(), replies })
   const cursor = encodeCursor(outcome.pos)
-  const data = realtimeMessage(message)
-  const announce = () => {
-    deps.events.emit({
-      type: "conversation",
-      conversationId: item.conversationId,
-      name: "message:received",
-      data,
-      cursor,
-      exceptSocketId: item.exceptSocketId,
-    })
-    return { message, created: true, cursor }
-  }
-  return { ok: true, value: durable.then(announce) }
+  deps.events.emit({
+    type: "conversation",
+    conversationId: item.conversationId,
+    name: "message:received",
+    data: realtimeMessage(message),
+    cursor,
+    exceptSocketId: item.exceptSocketId,
+  })
+  return { ok: true, value: { message, created: true, cursor } }
 }
 
 /** Serializes messages for one viewer: statuses from watermarks, the viewer's stars, reply previews. */
