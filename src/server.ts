@@ -44,7 +44,7 @@ export async function startServer(deps: Deps): Promise<RunningServer> {
   const host = config.server.host === "0.0.0.0" ? "localhost" : config.server.host
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`
   logger.info("listening", { url, database: deps.database.dialect })
-  deps.database.wal?.startCheckpointer()
+  deps.database.wal?.startCheckpointer((error) => logger.warn("WAL checkpointer stopped", { error }))
 
   let stopping: Promise<void> | undefined
   const stop = () =>

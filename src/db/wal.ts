@@ -17,8 +17,8 @@ import { type FileHandle, open } from "node:fs/promises"
 export type Wal = {
   /** Resolves once everything committed before the call is on disk. */
   sync(): Promise<void>
-  /** Starts the background checkpointer (the server; CLI commands do not need it). */
-  startCheckpointer(): void
+  /** Starts the background checkpointer (the server; CLI commands do not need it); `onError` hears its failure. */
+  startCheckpointer(onError?: (message: string) => void): void
   /** Stops the checkpointer and closes the WAL handle. */
   close(): Promise<void>
 }
