@@ -457,6 +457,42 @@ describe("FCM HTTP v1", () => {
     carolSocket.close()
   })
 
+  test("concurrent sends (one send batch, one candidates query): each push reaches its own conversation's members", async () => {
+    const [alice, bob, carol, dave] = [
+      await signUp(server),
+      await signUp(server),
+      await signUp(server),
+      await signUp(server),
+    ]
+    const [aliceToken, bobToken, carolToken, daveToken] = [
+      await device(alice),
+      await device(bob),
+      await device(carol),
+      await device(dave),
+    ]
+    const [aliceBob, carolDave] = [await directChat(server, alice, bob), await directChat(server, carol, dave)]
+    const team = await group(server, alice, [bob, carol])
+    await server.api("PUT", `/api/conversations/${team}/mute`, { token: carol.accessToken, body: {} })
+    await Promise.all([
+      send(server, alice, aliceBob, "a→b 1"),
+      send(server, alice, aliceBob, "a→b 2"),
+      send(server, bob, aliceBob, "b→a"),
+      send(server, dave, carolDave, "d→c"),
+      send(server, bob, team, "b→team"),
+    ])
+    await server.deps.push.idle()
+    const bodies = (token: string) =>
+      google
+        .sendsTo(token)
+        .map((m) => m.notification.body)
+        .sort()
+    expect(bodies(aliceToken)).toEqual(["b→a", "b→team"])
+    expect(bodies(bobToken)).toEqual(["a→b 1", "a→b 2"])
+    // Carol muted the group; Dave sent the only message of their chat.
+    expect(bodies(carolToken)).toEqual(["d→c"])
+    expect(bodies(daveToken)).toEqual([])
+  })
+
   test("no push when notifications are off, message_notifications is off, or the conversation is muted", async () => {
     const [alice, bob, carol, dave] = [
       await signUp(server),

@@ -91,34 +91,65 @@ export type PushCandidate = {
   groups: boolean
 }
 
+/** A committed message's conversation and sender: what its push candidates are asked for. */
+export type PushSource = { conversationId: string; senderId: string }
+
 /**
- * The devices of a conversation's members other than the sender: tokens of live sessions, conversation not
- * muted by their owner. One query, and no rows at all in the common case of members without devices.
+ * The devices of each conversation's members other than its sender: tokens of live sessions, conversation not
+ * muted by their owner. One query for every message of a send batch (one per message cost ~30 µs of CPU on
+ * SQLite and a pg round trip on Postgres, for no rows at all in the common case of members without devices).
+ * Keyed by `conversationId + "\n" + senderId`.
  */
 export async function pushCandidates(
   h: DatabaseHandle,
-  conversationId: string,
-  senderId: string,
+  sources: PushSource[],
   now: number,
-): Promise<PushCandidate[]> {
-  const rows = await candidatesQuery(h, [conversationId, senderId, now, now])
+): Promise<Map<string, PushCandidate[]>> {
+  const key = (c: string, u: string) => `${c}\n${u}`
+  const pairs = [...new Map(sources.map((s) => [key(s.conversationId, s.senderId), s])).values()]
+  const rows = await candidatesQuery(
+    h,
+    h.dialect === "sqlite"
+      ? [JSON.stringify(pairs.map((p) => [p.conversationId, p.senderId])), now, now]
+      : [pairs.map((p) => p.conversationId), pairs.map((p) => p.senderId), now, now],
+  )
   const on = (v: number | boolean | null) => v === null || !!v
-  return rows.map((r) => ({
-    conversation_type: r.type,
-    conversation_name: r.name,
-    user_id: r.user_id,
-    token: r.token,
-    platform: r.platform,
-    enabled: on(r.notifications_enabled),
-    preview: on(r.notification_preview),
-    sound: on(r.notification_sound),
-    messages: on(r.message_notifications),
-    groups: on(r.group_notifications),
-  }))
+  const byPair = new Map<string, PushCandidate[]>()
+  for (const r of rows) {
+    const k = key(r.c, r.u)
+    let list = byPair.get(k)
+    if (!list) byPair.set(k, (list = []))
+    list.push({
+      conversation_type: r.type,
+      conversation_name: r.name,
+      user_id: r.user_id,
+      token: r.token,
+      platform: r.platform,
+      enabled: on(r.notifications_enabled),
+      preview: on(r.notification_preview),
+      sound: on(r.notification_sound),
+      messages: on(r.message_notifications),
+      groups: on(r.group_notifications),
+    })
+  }
+  return byPair
 }
 
-// Hand-written (readQuery): it runs once per message sent, and Kysely's building would cost more than the query.
+// Hand-written (readQuery): it runs for every send batch, and Kysely's building would cost more than the query.
+const candidatesFrom = (pairs: string) => `
+  select t.c, t.u, c.type, c.name, cm.user_id, d.token, d.platform, us.notifications_enabled,
+    us.notification_preview, us.notification_sound, us.message_notifications, us.group_notifications
+  from ${pairs}
+  join conversation_members cm on cm.conversation_id = t.c and cm.user_id <> t.u
+  join device_tokens d on d.user_id = cm.user_id
+  join user_sessions s on s.id = d.session_id
+  join conversations c on c.id = cm.conversation_id
+  left join user_settings us on us.user_id = cm.user_id
+  where (cm.muted_until is null or cm.muted_until <= ?)
+    and s.ended_at is null and s.expires_at > ?`
 const candidatesQuery = readQuery<{
+  c: string
+  u: string
   type: "DIRECT" | "GROUP"
   name: string | null
   user_id: string
@@ -129,14 +160,7 @@ const candidatesQuery = readQuery<{
   notification_sound: number | boolean | null
   message_notifications: number | boolean | null
   group_notifications: number | boolean | null
-}>(`
-  select c.type, c.name, cm.user_id, d.token, d.platform, us.notifications_enabled, us.notification_preview,
-    us.notification_sound, us.message_notifications, us.group_notifications
-  from conversation_members cm
-  join device_tokens d on d.user_id = cm.user_id
-  join user_sessions s on s.id = d.session_id
-  join conversations c on c.id = cm.conversation_id
-  left join user_settings us on us.user_id = cm.user_id
-  where cm.conversation_id = ? and cm.user_id <> ?
-    and (cm.muted_until is null or cm.muted_until <= ?)
-    and s.ended_at is null and s.expires_at > ?`)
+}>(
+  candidatesFrom("(select value ->> 0 as c, value ->> 1 as u from json_each(?)) t"),
+  candidatesFrom("unnest($1::text[], $2::text[]) as t(c, u)").replace("<= ?", "<= $3").replace("> ?", "> $4"),
+)

@@ -170,38 +170,59 @@ export function createPushService(deps: Deps, drivers: Record<DevicePlatform, Pu
     if (result.invalidToken) await deleteDeviceTokens(db, [device.token])
   }
 
-  /** A committed message: its candidate devices, less owners with a live socket, switches off, or a block; one task per device. */
-  const fanOut = async (conversationId: string, message: Record<string, unknown>, only?: string[]) => {
-    const senderId = String(message.sender_id)
-    const onlySet = only ? new Set(only) : null
-    const targets = (await pushCandidates(deps.database, conversationId, senderId, deps.clock.now())).filter(
-      (t) =>
-        (!onlySet || onlySet.has(t.user_id)) &&
-        t.enabled &&
-        (t.conversation_type === "GROUP" ? t.groups : t.messages) &&
-        !hasLiveSocket(t.user_id),
-    )
-    if (!targets.length) return
-    const blocked = new Set<string>()
-    const owners = [...new Set(targets.map((t) => t.user_id))]
-    // Chunked to stay under the databases' bound-parameter limits in very large groups.
-    for (let i = 0; i < owners.length; i += 500)
-      for (const id of await blockedEitherWayAmong(db, senderId, owners.slice(i, i + 500))) blocked.add(id)
-    for (const target of targets) {
-      if (blocked.has(target.user_id)) continue
-      const conversation = { type: target.conversation_type, name: target.conversation_name }
-      const notification = notificationFor(message, conversation, target)
-      enqueue(() => deliver(target, notification))
+  /** A committed message waiting for its fan-out. */
+  type Sent = { conversationId: string; message: Record<string, unknown>; only?: string[] }
+
+  /**
+   * Committed messages: their candidate devices (one query for all of them), less owners with a live socket,
+   * switches off, or a block; one task per device.
+   */
+  const fanOut = async (sent: Sent[]) => {
+    const sources = sent.map((s) => ({
+      conversationId: s.conversationId,
+      senderId: String(s.message.sender_id),
+    }))
+    const candidates = await pushCandidates(deps.database, sources, deps.clock.now())
+    if (!candidates.size) return
+    for (const [index, { message, only }] of sent.entries()) {
+      const { conversationId, senderId } = sources[index]!
+      const onlySet = only ? new Set(only) : null
+      const targets = (candidates.get(`${conversationId}\n${senderId}`) ?? []).filter(
+        (t) =>
+          (!onlySet || onlySet.has(t.user_id)) &&
+          t.enabled &&
+          (t.conversation_type === "GROUP" ? t.groups : t.messages) &&
+          !hasLiveSocket(t.user_id),
+      )
+      if (!targets.length) continue
+      const blocked = new Set<string>()
+      const owners = [...new Set(targets.map((t) => t.user_id))]
+      // Chunked to stay under the databases' bound-parameter limits in very large groups.
+      for (let i = 0; i < owners.length; i += 500)
+        for (const id of await blockedEitherWayAmong(db, senderId, owners.slice(i, i + 500))) blocked.add(id)
+      for (const target of targets) {
+        if (blocked.has(target.user_id)) continue
+        const conversation = { type: target.conversation_type, name: target.conversation_name }
+        const notification = notificationFor(message, conversation, target)
+        enqueue(() => deliver(target, notification))
+      }
     }
   }
 
+  // The messages of one send batch are announced in the same turn: they share one fan-out (and one query).
+  let sent: Sent[] = []
   const onEvent = (event: DomainEvent) => {
     if (!accepting) return
     if (event.type === "conversation" && event.name === "message:received") {
       const { conversationId, data, userIds } = event
       // What people send, not what the server records ("<name> left the group"): CONTRACT §2.4 pushes sends.
       if (data.message_type === "SYSTEM") return
-      enqueue(() => fanOut(conversationId, data, userIds))
+      if (sent.push({ conversationId, message: data, only: userIds }) === 1)
+        setImmediate(() => {
+          const batch = sent
+          sent = []
+          enqueue(() => fanOut(batch))
+        })
     } else if (event.type === "session.ended") {
       const { sessionIds } = event
       enqueue(() => deleteSessionDeviceTokens(db, sessionIds))
@@ -209,7 +230,7 @@ export function createPushService(deps: Deps, drivers: Record<DevicePlatform, Pu
   }
 
   const idle = () =>
-    active === 0 && queue.length === 0
+    active === 0 && queue.length === 0 && sent.length === 0
       ? Promise.resolve()
       : new Promise<void>((resolve) => idleWaiters.push(resolve))
 
