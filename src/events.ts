@@ -21,6 +21,8 @@ export type DomainEvent =
       userIds?: string[]
       /** Not to be echoed to the socket that caused it. */
       exceptSocketId?: string
+      /** Every member but the one who caused it, when the publisher read them anyway (a DIRECT send). */
+      recipients?: string[]
     }
   /** Members joined or left a conversation (before the `conversation` events that follow from it). */
   | { type: "membership.changed"; conversationId: string; added: string[]; removed: string[] }

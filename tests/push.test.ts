@@ -457,6 +457,21 @@ describe("FCM HTTP v1", () => {
     carolSocket.close()
   })
 
+  test("a direct chat: no push while the recipient has a live socket, one after it closed", async () => {
+    const [alice, bob] = [await signUp(server), await signUp(server)]
+    const bobToken = await device(bob)
+    const chat = await directChat(server, alice, bob)
+    const live = server.deps.presence as unknown as { entries: Map<string, { instances: Set<string> }> }
+    const bobSocket = await connectNative(server, { token: bob.accessToken })
+    await waitFor(() => live.entries.get(bob.user.id), 3000, "presence")
+    await sendAndSettle(alice, chat, "bob online")
+    expect(google.sendsTo(bobToken)).toEqual([])
+    bobSocket.close()
+    await waitFor(() => !live.entries.get(bob.user.id), 3000, "bob offline")
+    await sendAndSettle(alice, chat, "bob offline")
+    expect(google.sendsTo(bobToken).map((m) => m.notification.body)).toEqual(["bob offline"])
+  })
+
   test("concurrent sends (one send batch, one candidates query): each push reaches its own conversation's members", async () => {
     const [alice, bob, carol, dave] = [
       await signUp(server),

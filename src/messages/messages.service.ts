@@ -195,7 +195,7 @@ async function commitSends(deps: Deps, items: SendItem[]): Promise<BatchOutcome<
 function announceSent(
   deps: Deps,
   item: SendItem,
-  outcome: { id: string; seq: number; pos: number },
+  outcome: { id: string; seq: number; pos: number; recipients?: string[] },
   senders: Map<string, SenderProfile>,
   now: number,
 ): BatchOutcome<SendResult> {
@@ -233,6 +233,7 @@ function announceSent(
     data: realtimeMessage(message),
     cursor,
     exceptSocketId: item.exceptSocketId,
+    recipients: outcome.recipients,
   })
   return { ok: true, value: { message, created: true, cursor } }
 }

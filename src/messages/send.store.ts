@@ -30,7 +30,8 @@ const storageUnavailable = () =>
 
 /** What became of one item of a batch. */
 export type StoreOutcome =
-  | { kind: "stored"; id: string; seq: number; pos: number }
+  /** `recipients`: the members other than the sender, when the batch read them (DIRECT chats). */
+  | { kind: "stored"; id: string; seq: number; pos: number; recipients?: string[] }
   /** Its client id was already stored (ownerIndex null) or belongs to an earlier item of this batch. */
   | { kind: "duplicate"; ownerIndex: number | null }
   | { kind: "error"; error: AppError }
@@ -50,7 +51,9 @@ const accessColumns = `c.type, cm.role, gs.only_admins_can_post as admins_only,
   exists(select 1 from conversation_members o join user_blocks b on b.blocker_id = t.u and b.blocked_id = o.user_id
     where c.type = 'DIRECT' and o.conversation_id = c.id and o.user_id <> t.u) as blocked_them,
   exists(select 1 from conversation_members o join user_blocks b on b.blocker_id = o.user_id and b.blocked_id = t.u
-    where c.type = 'DIRECT' and o.conversation_id = c.id and o.user_id <> t.u) as blocked_me`
+    where c.type = 'DIRECT' and o.conversation_id = c.id and o.user_id <> t.u) as blocked_me,
+  (select o.user_id from conversation_members o
+    where c.type = 'DIRECT' and o.conversation_id = c.id and o.user_id <> t.u limit 1) as peer`
 const accessJoins = `join conversations c on c.id = t.c
   left join conversation_members cm on cm.conversation_id = t.c and cm.user_id = t.u
   left join group_settings gs on gs.conversation_id = t.c`
@@ -61,6 +64,8 @@ type AccessRow = {
   admins_only: boolean | number | null
   blocked_them: boolean | number
   blocked_me: boolean | number
+  /** The other member of a DIRECT chat. */
+  peer: string | null
 }
 
 /** 404/403 when the sender is not in the conversation (checked before a duplicate client id is answered). */
@@ -145,7 +150,7 @@ async function storeSqlite(
     s.exec("PRAGMA foreign_keys = OFF")
     s.exec("begin immediate")
     try {
-      const created: { index: number; id: string; seq: number }[] = []
+      const created: { index: number; id: string; seq: number; recipients?: string[] }[] = []
       items.forEach((item, index) => {
         if (owners[index] !== null)
           return void (outcomes[index] = { kind: "duplicate", ownerIndex: owners[index]! })
@@ -156,6 +161,7 @@ async function storeSqlite(
           return void (outcomes[index] = { kind: "duplicate", ownerIndex: null })
         const refused = postingRefusal(row!)
         if (refused) return void (outcomes[index] = { kind: "error", error: refused })
+        const recipients = row!.peer === null ? undefined : [row!.peer]
         const id = Bun.randomUUIDv7()
         const seq = Number(bump.get(id, now, item.conversationId)!.last_seq)
         insert.run(
@@ -175,13 +181,19 @@ async function storeSqlite(
           now,
         )
         read.run(seq, now, item.conversationId, item.senderId)
-        created.push({ index, id, seq })
+        created.push({ index, id, seq, recipients })
         if (!senders.has(item.senderId)) senders.set(item.senderId, profile.get(item.senderId)!)
       })
       // Feed rows last (see appendChanges: the feed's order is commit order).
       for (const c of created) {
         const { pos } = change.get(items[c.index]!.conversationId, c.id, now)!
-        outcomes[c.index] = { kind: "stored", id: c.id, seq: c.seq, pos: Number(pos) }
+        outcomes[c.index] = {
+          kind: "stored",
+          id: c.id,
+          seq: c.seq,
+          pos: Number(pos),
+          recipients: c.recipients,
+        }
       }
       s.exec("commit")
     } catch (error) {
@@ -297,7 +309,7 @@ async function storePostgres(
       ])
       for (const r of bumped) next.set(r.id, Number(r.last_seq) - counts.get(r.id)!.k)
     }
-    const created: { index: number; id: string; seq: number }[] = []
+    const created: { index: number; id: string; seq: number; peer: string | null }[] = []
     for (const index of fresh) {
       const base = next.get(items[index]!.conversationId)
       // Deleted by another transaction since the access row was read (read committed).
@@ -306,7 +318,8 @@ async function storePostgres(
         continue
       }
       next.set(items[index]!.conversationId, base + 1)
-      created.push({ index, id: ids.get(index)!, seq: base + 1 })
+      const { peer } = accessOf.get(key(items[index]!.conversationId, items[index]!.senderId))!
+      created.push({ index, id: ids.get(index)!, seq: base + 1, peer })
     }
     const senders = new Map<string, SenderProfile>()
     if (created.length) {
@@ -349,7 +362,14 @@ async function storePostgres(
         .map((r) => Number(r.pos))
         .sort((a, b) => a - b)
       created.forEach(
-        (c, k) => (outcomes[c.index] = { kind: "stored", id: c.id, seq: c.seq, pos: positions[k]! }),
+        (c, k) =>
+          (outcomes[c.index] = {
+            kind: "stored",
+            id: c.id,
+            seq: c.seq,
+            pos: positions[k]!,
+            recipients: c.peer === null ? undefined : [c.peer],
+          }),
       )
     }
     await client.query("commit")

@@ -217,6 +217,8 @@ export function createPushService(deps: Deps, drivers: Record<DevicePlatform, Pu
       const { conversationId, data, userIds } = event
       // What people send, not what the server records ("<name> left the group"): CONTRACT §2.4 pushes sends.
       if (data.message_type === "SYSTEM") return
+      // Everyone it is for has a live socket (a chat between two people online): nothing to look up.
+      if (event.recipients?.every(hasLiveSocket)) return
       if (sent.push({ conversationId, message: data, only: userIds }) === 1)
         setImmediate(() => {
           const batch = sent
