@@ -9,7 +9,8 @@
  * Each target runs on a throwaway copy of the dataset (SQLite: a file copy; Postgres: CREATE DATABASE …
  * TEMPLATE), so runs are repeatable; the copy is removed at the end. Beside the server figures, the same run
  * measures raw baselines on that copy with the server stopped: bun:sqlite inserts into `messages` (same
- * durability, same FTS5 trigger), one row per transaction and 100 per transaction; on Postgres, pg inserts
+ * durability, with the message's FTS5 row in the same transaction, as the old insert trigger wrote it), one row
+ * per transaction and 100 per transaction; on Postgres, pg inserts
  * (autocommit, 8 connections in parallel, 100 rows per statement).
  */
 import { Database as SqliteDatabase } from "bun:sqlite"
@@ -275,7 +276,7 @@ function print(r: Row) {
   )
 }
 
-/** Raw bun:sqlite insert rate into `messages` with the product's FTS5 trigger, on the working copy. */
+/** Raw bun:sqlite insert rate into `messages` with its FTS5 row in the same transaction, on the working copy. */
 function sqliteBaseline(target: string, path: string, durability: "full" | "normal", meta: DatasetMeta) {
   const db = new SqliteDatabase(path, { strict: true })
   db.exec("PRAGMA journal_mode = WAL")
@@ -288,11 +289,27 @@ function sqliteBaseline(target: string, path: string, durability: "full" | "norm
   const insert = db.prepare(
     `insert into messages (id, conversation_id, seq, sender_id, client_message_id, content, message_type, media_url,
       thumbnail_url, audio_duration, reply_to_id, is_encrypted, is_forwarded, edited_at, deleted_at, created_at, updated_at)
-     values (?, ?, ?, ?, ?, ?, 'TEXT', null, null, null, null, 0, 0, null, null, ?, ?)`,
+     values (?, ?, ?, ?, ?, ?, 'TEXT', null, null, null, null, 0, 0, null, null, ?, ?) returning rid`,
   )
+  // What the insert trigger of migration 0003 did before search indexing left the send (0008).
+  const index = db.prepare("insert into messages_fts(rowid, body, conv) values (?, ?, ?)")
+  const token = "c" + conv.id.replace(/-/g, "")
   const one = () => {
     const now = Date.now()
-    insert.run(Bun.randomUUIDv7(), conv.id, seq++, sender, crypto.randomUUID(), randomText(), now, now)
+    const content = randomText()
+    const { rid } = insert.get(
+      Bun.randomUUIDv7(),
+      conv.id,
+      seq++,
+      sender,
+      crypto.randomUUID(),
+      content,
+      now,
+      now,
+    ) as {
+      rid: number
+    }
+    index.run(rid, content, token)
   }
   const measure = (what: string, perTx: number) => {
     const tx = db.transaction(() => {
@@ -309,8 +326,8 @@ function sqliteBaseline(target: string, path: string, durability: "full" | "norm
     baselines.push({ target, what, rate })
     console.log(`${target} | baseline ${what} | ${fmt(rate, 0)} rows/s`)
   }
-  measure("bun:sqlite insert + FTS5 trigger, 1 row per transaction", 1)
-  measure("bun:sqlite insert + FTS5 trigger, 100 rows per transaction", 100)
+  measure("bun:sqlite insert + FTS5 row, 1 row per transaction", 1)
+  measure("bun:sqlite insert + FTS5 row, 100 rows per transaction", 100)
   db.close()
 }
 

@@ -5,6 +5,7 @@ import * as m0004 from "./0004_groups.ts"
 import * as m0005 from "./0005_search_prefix4.ts"
 import * as m0006 from "./0006_media.ts"
 import * as m0007 from "./0007_push.ts"
+import * as m0008 from "./0008_search_deferred.ts"
 
 /**
  * Every migration, in order. Imported statically so the compiled binary carries them (no folder is read at
@@ -17,4 +18,5 @@ export const migrations: Record<string, Migration> = {
   "0005_search_prefix4": m0005,
   "0006_media": m0006,
   "0007_push": m0007,
+  "0008_search_deferred": m0008,
 }

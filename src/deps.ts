@@ -17,6 +17,7 @@ import { createPresence, type Presence } from "./realtime/realtime.hub.ts"
 import { createMediaStorage, type MediaStorage } from "./media/storage.ts"
 import { createPushDrivers } from "./push/push.driver.ts"
 import { createPushService, type PushService } from "./push/push.service.ts"
+import { createSearchIndexer, type SearchIndexer } from "./messages/search.indexer.ts"
 
 /** Everything the server and the CLI run on, built once from the config (the composition root). */
 export type Deps = {
@@ -40,6 +41,8 @@ export type Deps = {
   media: MediaStorage
   /** Pushes to members without a live socket (started by urge serve). */
   push: PushService
+  /** SQLite: indexes sent messages for search, after the send (started by urge serve; a search catches up). */
+  searchIndex: SearchIndexer
   close(): Promise<void>
 }
 
@@ -53,12 +56,13 @@ export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps 
   const pushDrivers = createPushDrivers(config, logger)
   const database = openDatabase(config)
   const clock = overrides.clock ?? systemClock
+  const events = createDomainEvents(logger)
   const deps: Deps = {
     config,
     logger,
     clock,
     database,
-    events: createDomainEvents(logger),
+    events,
     bus: createBus(config, logger),
     presence: createPresence(),
     jwtSecret: resolveJwtSecret(config, logger),
@@ -66,6 +70,7 @@ export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps 
     rateLimits: createRateLimiter(clock, config.rate_limit.enabled),
     media: createMediaStorage(config),
     push: undefined as unknown as PushService,
+    searchIndex: createSearchIndexer(database, events, logger, config.database.durability),
     close: () => database.close(),
   }
   deps.push = createPushService(deps, pushDrivers)

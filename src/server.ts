@@ -39,6 +39,7 @@ export async function startServer(deps: Deps): Promise<RunningServer> {
     throw error
   }
   deps.push.start()
+  deps.searchIndex.start()
   const server = app.server!
   const port = server.port!
   const host = config.server.host === "0.0.0.0" ? "localhost" : config.server.host
@@ -57,6 +58,7 @@ export async function startServer(deps: Deps): Promise<RunningServer> {
       while (inFlight.count > 0 && Date.now() < deadline) await Bun.sleep(10)
       await server.stop(true)
       await deps.push.stop()
+      await deps.searchIndex.stop()
       await deps.close()
       logger.info("stopped")
     })())

@@ -59,7 +59,8 @@ describe("durability", () => {
       const user = c % 2 ? a : b
       for (let i = 0; !killed; i++) {
         const clientId = `k-${c}-${i}`
-        const content = `load ${c}/${i}`
+        // One word of its own per message: the search after the restart looks each one up.
+        const content = `load k${c}x${i}z`
         attempted.push({ clientId, content, token: user.accessToken })
         try {
           const res = await server.api("POST", "/api/messages", {
@@ -98,6 +99,12 @@ describe("durability", () => {
     const byId = new Map(messages.map((m) => [m.id, m]))
     for (const [clientId, m] of acked) {
       expect({ clientId, content: byId.get(m.id)?.content }).toEqual({ clientId, content: m.content })
+    }
+    // Searchable too (SQLite indexes after the send, from a position kept with the index).
+    for (const [clientId, m] of acked) {
+      const word = m.content.split(" ")[1]
+      const found = await server.api("GET", `/api/messages/search?q=${word}`, { token: a.accessToken })
+      expect({ clientId, ids: found.body.messages?.map((f: any) => f.id) }).toEqual({ clientId, ids: [m.id] })
     }
     // One row per client id, seqs without holes.
     const clientIds = messages.map((m) => m.client_message_id)

@@ -452,5 +452,38 @@ describe("search", () => {
     await server.api("DELETE", `/api/conversations/${id}/clear`, { token: v!.accessToken })
     expect(await q(v!, "zebra")).toEqual([])
     expect(await q(u!, "zebra")).toEqual(["zebra after"])
+
+    // A deleted group takes its messages with it, indexed or not yet; search still answers.
+    const g = await group(server, u!, [v!])
+    await send(server, u!, g, "zebra in a group")
+    await send(server, v!, id, "zebra last")
+    expect((await server.api("DELETE", `/api/groups/${g}`, { token: u!.accessToken })).status).toBe(200)
+    expect(await q(u!, "zebra")).toEqual(["zebra last", "zebra after"])
+  })
+
+  test("edits and deletes apply to search in the order they happened, indexed or not yet", async () => {
+    const [u, v] = await signUpMany(server, 2, "Order")
+    const id = await directChat(server, u!, v!)
+    const q = async (word: string) =>
+      (
+        await server.api("GET", `/api/messages/search?q=${word}`, { token: v!.accessToken })
+      ).body.messages.map((x: any) => x.content)
+    const edit = (m: { id: string }, content: string) =>
+      server.api("PUT", `/api/messages/${m.id}`, { token: u!.accessToken, body: { content } })
+    // Edited twice before any search.
+    const early = await send(server, u!, id, "okapi first")
+    await edit(early, "okapi second")
+    await edit(early, "quokka third")
+    // Searched (so indexed) first, edited after.
+    const late = await send(server, u!, id, "ibis before")
+    expect(await q("ibis")).toEqual(["ibis before"])
+    await edit(late, "heron after")
+    expect(await q("first")).toEqual([])
+    expect(await q("okapi")).toEqual([])
+    expect(await q("quokka")).toEqual(["quokka third"])
+    expect(await q("ibis")).toEqual([])
+    expect(await q("heron")).toEqual(["heron after"])
+    await server.api("DELETE", `/api/messages/${late.id}`, { token: u!.accessToken })
+    expect(await q("heron")).toEqual([])
   })
 })

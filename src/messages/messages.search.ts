@@ -58,6 +58,8 @@ function decodeKey(cursor: string | undefined): SearchKey | null {
  */
 export async function searchMessages(deps: Deps, userId: string, params: SearchParams) {
   const db = deps.database.db
+  // SQLite indexes after the send (search.indexer.ts): first index whatever was committed before this search.
+  await deps.searchIndex.catchUp()
   const limit = Math.min(Math.max(Math.trunc(params.limit ?? 50), 1), 100)
   const words = (
     params.q
