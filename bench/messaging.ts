@@ -85,6 +85,8 @@ async function startServer(env: Record<string, string>): Promise<{ url: string; 
     env: {
       PATH: process.env.PATH ?? "",
       HOME: process.env.HOME ?? "/tmp",
+      // The allocator's settings, for experiments (e.g. MIMALLOC_PURGE_DELAY).
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("MIMALLOC_"))),
       URGE_SERVER_HOST: "127.0.0.1",
       URGE_SERVER_PORT: String(port),
       URGE_DATA_DIR: dataDir,

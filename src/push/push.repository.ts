@@ -136,7 +136,7 @@ export async function pushCandidates(
 }
 
 // Hand-written (readQuery): it runs for every send batch, and Kysely's building would cost more than the query.
-const candidatesFrom = (pairs: string) => `
+const candidatesSql = (pairs: string, now1: string, now2: string) => `
   select t.c, t.u, c.type, c.name, cm.user_id, d.token, d.platform, us.notifications_enabled,
     us.notification_preview, us.notification_sound, us.message_notifications, us.group_notifications
   from ${pairs}
@@ -145,8 +145,8 @@ const candidatesFrom = (pairs: string) => `
   join user_sessions s on s.id = d.session_id
   join conversations c on c.id = cm.conversation_id
   left join user_settings us on us.user_id = cm.user_id
-  where (cm.muted_until is null or cm.muted_until <= ?)
-    and s.ended_at is null and s.expires_at > ?`
+  where (cm.muted_until is null or cm.muted_until <= ${now1})
+    and s.ended_at is null and s.expires_at > ${now2}`
 const candidatesQuery = readQuery<{
   c: string
   u: string
@@ -161,6 +161,6 @@ const candidatesQuery = readQuery<{
   message_notifications: number | boolean | null
   group_notifications: number | boolean | null
 }>(
-  candidatesFrom("(select value ->> 0 as c, value ->> 1 as u from json_each(?)) t"),
-  candidatesFrom("unnest($1::text[], $2::text[]) as t(c, u)").replace("<= ?", "<= $3").replace("> ?", "> $4"),
+  candidatesSql("(select value ->> 0 as c, value ->> 1 as u from json_each(?)) t", "?", "?"),
+  candidatesSql("unnest($1::text[], $2::text[]) as t(c, u)", "$3", "$4"),
 )
