@@ -4,9 +4,9 @@ import { isPostgres } from "./lib.ts"
 /**
  * SQLite search: messages are indexed after their send, not inside it (src/messages/search.indexer.ts). The
  * insert and update triggers of 0003 go; the indexer follows the change feed (`changes`: every created, edited
- * and deleted message, in commit order) from the position kept in `search_index_progress`, in larger
- * transactions than a send batch (FTS5 writes a segment per transaction, for each of its four indexes: inside
- * a send batch of two messages that was about a quarter of the write CPU). The delete trigger stays: a
+ * and deleted message, in commit order) from the position kept in `search_index_progress`, in transactions of
+ * FTS5 writes only (inside the send batch, every later write statement made FTS5 flush each message as
+ * segments of its own: about a quarter of the write CPU at live chat's batch sizes). The delete trigger stays: a
  * conversation deleted with its messages leaves no feed row per message. Everything up to here was indexed
  * by the triggers, so the indexer starts at the feed's end. Postgres: nothing to do (a generated column).
  */

@@ -4,10 +4,12 @@ import type { DomainEvents } from "../events.ts"
 import type { Logger } from "../logger.ts"
 
 /**
- * SQLite search indexing, after the send instead of inside it (migration 0008). FTS5 writes a segment per
- * transaction for each of its four indexes (words and 2-, 3-, 4-letter prefixes): inside a send batch of two
- * messages that was about a quarter of the write CPU; here one transaction indexes everything sent in the
- * last `delayMs`. The indexer follows the change feed (`changes`, commit order) from the position it keeps in
+ * SQLite search indexing, after the send instead of inside it (migration 0008). FTS5 writes its pending rows
+ * out as a new segment, in each of its four indexes (words, 2-, 3- and 4-letter prefixes), at commit and
+ * before every other write statement of the transaction: indexed by a trigger inside the send batch, each
+ * message became segments of its own (the feed row written after it flushed them), about a quarter of the
+ * write CPU at live chat's batch sizes. Here one transaction of FTS5 writes only indexes everything sent in
+ * the last `delayMs`. The indexer follows the change feed (`changes`, commit order) from the position it keeps in
  * `search_index_progress`, in the same transaction as the rows it writes, so a crash loses nothing and
  * indexes nothing twice. Rows are written with `insert or replace` / `delete` by rowid, so replaying a
  * change is harmless.
