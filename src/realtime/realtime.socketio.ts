@@ -123,7 +123,6 @@ export function createSocketIoProtocol(deps: Deps, hub: Hub, events: Map<string,
       userId: auth.userId,
       sessionId: auth.sessionId,
       protocol: "socket.io",
-      open: new Set(),
       send(event) {
         const over =
           conn.transport.name === "websocket"
