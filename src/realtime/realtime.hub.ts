@@ -3,6 +3,7 @@ import { touchLastSeen } from "../accounts/users.repository.ts"
 import type { Deps } from "../deps.ts"
 import type { DomainEvent } from "../events.ts"
 import type { BusMessage } from "./realtime.bus.ts"
+import { type IdSet, idSetAdd, idSetDelete, idSetHas, idSetSize } from "./realtime.idset.ts"
 import {
   isMember,
   listBlockedEitherWay,
@@ -70,7 +71,7 @@ type LocalUser = {
   /** Handshakes in progress plus registered sockets; the index entry lives while this is > 0 or offline is pending. */
   leases: number
   sockets: Set<Connection>
-  conversations: Set<string>
+  conversations: IdSet
   /** Membership changes seen while the initial load was running, applied after it in order. */
   pending: { conversationId: string; added: boolean; direct: boolean }[] | null
   loaded: Promise<void>
@@ -115,9 +116,6 @@ export function createPresence(): Presence & {
 
 export type Hub = ReturnType<typeof createHub>
 
-/** Local members of a conversation kept in an array up to this many (a Set beyond). */
-const smallMembers = 16
-
 /** How often local sockets' sessions are re-checked against the database. */
 const sessionSweepMs = 30_000
 
@@ -135,11 +133,8 @@ export function createHub(deps: Deps, instance: string) {
   const heartbeatInterval = deps.config.realtime.heartbeat_interval * 1000
   const heartbeatTimeout = deps.config.realtime.heartbeat_timeout * 1000
   const users = new Map<string, LocalUser>()
-  /**
-   * conversation id → locally connected members: an array while small (most are direct chats of one or two
-   * local members, where a Set costs several times the memory), a Set past `smallMembers`.
-   */
-  const byConversation = new Map<string, string[] | Set<string>>()
+  /** conversation id → locally connected members (most are direct chats of one or two local members). */
+  const byConversation = new Map<string, IdSet>()
   /**
    * The direct chats among them. Their events go to the members' sockets one by one through this index: a
    * topic per two-member chat would cost every socket a subscription per chat and save no work per event.
@@ -202,38 +197,26 @@ export function createHub(deps: Deps, instance: string) {
   }
 
   const indexAdd = (user: LocalUser, conversationId: string, isDirect: boolean) => {
-    if (user.conversations.has(conversationId)) return
-    user.conversations.add(conversationId)
+    if (idSetHas(user.conversations, conversationId)) return
+    user.conversations = idSetAdd(user.conversations, conversationId)
     const members = byConversation.get(conversationId)
     if (!members) byConversation.set(conversationId, [user.userId])
-    else if (!Array.isArray(members)) members.add(user.userId)
-    else if (!members.includes(user.userId)) {
-      members.push(user.userId)
-      if (members.length > smallMembers) byConversation.set(conversationId, new Set(members))
+    else {
+      const grown = idSetAdd(members, user.userId)
+      if (grown !== members) byConversation.set(conversationId, grown)
     }
     if (isDirect) direct.add(conversationId)
     else for (const socket of user.sockets) deliverTo(socket, conversationId)
   }
   const membersDelete = (conversationId: string, userId: string) => {
     const members = byConversation.get(conversationId)
-    if (!members) return
-    let left: number
-    if (Array.isArray(members)) {
-      const at = members.indexOf(userId)
-      if (at === -1) return
-      members.splice(at, 1)
-      left = members.length
-    } else {
-      if (!members.delete(userId)) return
-      left = members.size
-    }
-    if (left === 0) {
+    if (members && idSetDelete(members, userId) && idSetSize(members) === 0) {
       byConversation.delete(conversationId)
       direct.delete(conversationId)
     }
   }
   const indexRemove = (user: LocalUser, conversationId: string) => {
-    if (!user.conversations.delete(conversationId)) return
+    if (!idSetDelete(user.conversations, conversationId)) return
     const isDirect = direct.has(conversationId)
     membersDelete(conversationId, user.userId)
     for (const socket of user.sockets) {
@@ -633,7 +616,7 @@ export function createHub(deps: Deps, instance: string) {
           userId,
           leases: 0,
           sockets: new Set(),
-          conversations: new Set(),
+          conversations: [],
           pending: [],
           loaded: Promise.resolve(),
           announced: false,
@@ -725,7 +708,8 @@ export function createHub(deps: Deps, instance: string) {
 
     /** Whether the user is a member (delivery index first, the database for a change still in flight). */
     async isMember(userId: string, conversationId: string): Promise<boolean> {
-      if (users.get(userId)?.conversations.has(conversationId)) return true
+      const user = users.get(userId)
+      if (user && idSetHas(user.conversations, conversationId)) return true
       return isMember(db, conversationId, userId)
     },
 
