@@ -2,7 +2,14 @@
  * Idle sockets: N authenticated sockets held open on one server instance; server RSS per connection.
  * The same count against the bare Bun.serve and Node Socket.IO baselines. Clients are split over two load
  * processes (each process may hold 20,000 open files here).
- * Usage: bun bench/realtime/idle.ts [--sockets=19500] [--only=native,socket.io,bun-bare,node-sio]
+ *
+ * `--direct=D --groups=G [--group-size=S]`: each user is in D direct chats and G groups of S members (50 by
+ * default), so the server holds its delivery index and a topic subscription per socket and group; the
+ * baselines' sockets subscribe to the same topics (rooms) as if every conversation had one. Users show their
+ * online status (the default setting), so each connect announces them to their partners; `--presence=off`
+ * hides it.
+ * Usage: bun bench/realtime/idle.ts [--sockets=19500] [--direct=0] [--groups=0] [--group-size=50]
+ *        [--presence=on] [--only=native,socket.io,bun-bare,node-sio]
  */
 import { loadavg } from "node:os"
 import {
@@ -25,14 +32,14 @@ const sockets = Number(arg("sockets", "19500"))
 const direct = Number(arg("direct", "0"))
 const groups = Number(arg("groups", "0"))
 const groupSize = Number(arg("group-size", "50"))
-const presence = arg("presence", "off") === "on"
+const presence = arg("presence", "on") === "on"
 const only = arg("only", "native,socket.io,bun-bare,node-sio").split(",") as Protocol[]
 
 /** Connects `sockets` idle sockets of `protocol` and reports the server's RSS growth per connection. */
 export async function idleScenario(
   protocol: Protocol,
   count: number,
-  memberships = { direct: 0, groups: 0, groupSize: 50, presence: false },
+  memberships = { direct: 0, groups: 0, groupSize: 50, presence: true },
 ) {
   requireOpenFiles(count)
   let server: ServerProcess
