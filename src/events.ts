@@ -25,7 +25,14 @@ export type DomainEvent =
       recipients?: string[]
     }
   /** Members joined or left a conversation (before the `conversation` events that follow from it). */
-  | { type: "membership.changed"; conversationId: string; added: string[]; removed: string[] }
+  | {
+      type: "membership.changed"
+      conversationId: string
+      added: string[]
+      removed: string[]
+      /** A DIRECT chat (realtime delivers its events per socket, not through a topic); absent: a group. */
+      direct?: boolean
+    }
   /** An event for specific users, regardless of conversation. */
   | { type: "users"; userIds: string[]; name: string; data: Record<string, unknown>; cursor?: string }
 

@@ -95,6 +95,10 @@ describe("fanout by membership", () => {
     const sent = await sendRest(alice, directId, "new chat")
     const [payload] = await bobApp.next("message:received", ([m]) => m.id === sent.id)
     expect(payload.content).toBe("new chat")
+    // A group too (groups reach sockets through topics, direct chats one by one: both follow new memberships).
+    const groupId = await createGroup(alice, [bob], "new group")
+    const inGroup = await sendRest(alice, groupId, "new group message")
+    await bobApp.next("message:received", ([m]) => m.id === inGroup.id)
 
     // Eve shares nothing with Alice: a sentinel to Eve's own chat arrives, Alice's message never does.
     const eveChat = await createDirect(eve, bob)

@@ -173,6 +173,53 @@ for (const bus of buses)
       bobBack.close()
       await restarted.kill9()
     }, 30_000)
+
+    test("an instance taken for dead and heard again (it was only paused) has its users shown online again", async () => {
+      const a = await ChildServer.start(childEnv)
+      cleanups.push(() => a.proc.kill("SIGKILL"))
+      // Carol watches from B; Bob is only on A; Hank, on A too, hides his online status.
+      const [carol, bob, hank] = await Promise.all([signUp(b), signUp(b), signUp(b)])
+      await Promise.all([direct(carol, bob), direct(carol, hank)])
+      const hidden = await b.api("PUT", "/api/settings/privacy?show_online_status=false", {
+        token: hank.accessToken,
+      })
+      expect(hidden.status).toBeLessThan(300)
+      const carolOnB = await connectNative(b, { token: carol.accessToken })
+      await carolOnB.next("hello")
+      const bobOnA = await connectNative(a as any, { token: bob.accessToken })
+      await bobOnA.next("hello")
+      const hankOnA = await connectNative(a as any, { token: hank.accessToken })
+      await hankOnA.next("hello")
+      await carolOnB.next("user:online", (f) => f.data.user_id === bob.user.id)
+      await waitFor(() => instancesHolding(b, hank) === 1, 5000, "B to see Hank on A")
+
+      // A stops running (SIGSTOP: a long GC pause, a frozen VM, a partition) for longer than the timeout.
+      a.proc.kill("SIGSTOP")
+      await carolOnB.next("user:offline", (f) => f.data.user_id === bob.user.id, heartbeatTimeoutMs + 5000)
+      expect(b.deps.presence.isOnline(bob.user.id)).toBe(false)
+      const framesBefore = carolOnB.frames.length
+      // It runs again: its sockets are still open, so its users are online, and B shows it.
+      a.proc.kill("SIGCONT")
+      await carolOnB.next(
+        "user:online",
+        (f) => f.data.user_id === bob.user.id && carolOnB.frames.indexOf(f) >= framesBefore,
+        heartbeatTimeoutMs + 5000,
+      )
+      expect(b.deps.presence.isOnline(bob.user.id)).toBe(true)
+      const bobSeen = await b.api("GET", `/api/users/${bob.user.id}`, { token: carol.accessToken })
+      expect(bobSeen.body.is_online).toBe(true)
+      // Hank is tracked again but still shown to nobody.
+      await waitFor(() => instancesHolding(b, hank) === 1, 5000, "B to track Hank on A again")
+      expect(b.deps.presence.isOnline(hank.user.id)).toBe(false)
+      expect(carolOnB.frames.some((f) => f.event === "user:online" && f.data.user_id === hank.user.id)).toBe(
+        false,
+      )
+      // And it stays so: nobody is taken for dead again once both hear each other.
+      await Bun.sleep(heartbeatTimeoutMs * 2)
+      expect(b.deps.presence.isOnline(bob.user.id)).toBe(true)
+      for (const client of [carolOnB, bobOnA, hankOnA]) client.close()
+      await a.kill9()
+    }, 30_000)
   })
 
 /** On how many instances B sees the user connected. */

@@ -2,7 +2,14 @@
  * Idle sockets: N authenticated sockets held open on one server instance; server RSS per connection.
  * The same count against the bare Bun.serve and Node Socket.IO baselines. Clients are split over two load
  * processes (each process may hold 20,000 open files here).
- * Usage: bun bench/realtime/idle.ts [--sockets=19500] [--only=native,socket.io,bun-bare,node-sio]
+ *
+ * `--direct=D --groups=G [--group-size=S]`: each user is in D direct chats and G groups of S members (50 by
+ * default), so the server holds its delivery index and a topic subscription per socket and group; the
+ * baselines' sockets subscribe to the same topics (rooms) as if every conversation had one. Users show their
+ * online status (the default setting), so each connect announces them to their partners; `--presence=off`
+ * hides it.
+ * Usage: bun bench/realtime/idle.ts [--sockets=19500] [--direct=0] [--groups=0] [--group-size=50]
+ *        [--presence=on] [--only=native,socket.io,bun-bare,node-sio]
  */
 import { loadavg } from "node:os"
 import {
@@ -17,26 +24,46 @@ import {
   startLoadClient,
   startUrgeServer,
 } from "./lib.ts"
-import { benchDeps, seedUsers } from "./seed.ts"
+import { benchDeps, seedMemberships, seedUsers } from "./seed.ts"
 
 const arg = (name: string, fallback: string) =>
   process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback
 const sockets = Number(arg("sockets", "19500"))
+const direct = Number(arg("direct", "0"))
+const groups = Number(arg("groups", "0"))
+const groupSize = Number(arg("group-size", "50"))
+const presence = arg("presence", "on") === "on"
 const only = arg("only", "native,socket.io,bun-bare,node-sio").split(",") as Protocol[]
 
 /** Connects `sockets` idle sockets of `protocol` and reports the server's RSS growth per connection. */
-export async function idleScenario(protocol: Protocol, count: number) {
+export async function idleScenario(
+  protocol: Protocol,
+  count: number,
+  memberships = { direct: 0, groups: 0, groupSize: 50, presence: true },
+) {
   requireOpenFiles(count)
   let server: ServerProcess
   let specs: { userId: string; token?: string; topics?: string[] }[]
   if (protocol === "native" || protocol === "socket.io") {
     server = await startUrgeServer()
     const deps = benchDeps(server)
-    specs = await seedUsers(deps, count)
+    const users = await seedUsers(deps, count, { hidePresence: !memberships.presence })
+    if (memberships.direct || memberships.groups) await seedMemberships(deps, users, memberships)
     await deps.close()
+    specs = users
   } else {
     server = await startBaselineServer(protocol)
-    specs = Array.from({ length: count }, (_, i) => ({ userId: `u${i}`, topics: [`u${i}`] }))
+    // The same shape as seedMemberships: a topic per direct pair (i, i + d) and per group of each round.
+    const { direct, groups, groupSize } = memberships
+    const stride = Math.floor(count / Math.max(1, groups)) + 7
+    specs = Array.from({ length: count }, (_, i) => {
+      const topics = [`u${i}`]
+      for (let d = 1; d <= Math.floor(direct / 2); d++)
+        topics.push(`d${d}.${i}`, `d${d}.${(i - d + count) % count}`)
+      for (let g = 0; g < groups; g++)
+        topics.push(`g${g}.${Math.floor(((i + g * stride) % count) / groupSize)}`)
+      return { userId: `u${i}`, topics }
+    })
   }
   const clients = [startLoadClient("idle-a"), startLoadClient("idle-b")]
   try {
@@ -60,6 +87,8 @@ export async function idleScenario(protocol: Protocol, count: number) {
     const figure = {
       protocol,
       server: server.kind,
+      direct: memberships.direct,
+      groups: memberships.groups,
       connected,
       failed,
       firstError: results.find((r) => r.firstError)?.firstError,
@@ -83,5 +112,5 @@ export async function idleScenario(protocol: Protocol, count: number) {
 
 if (import.meta.main) {
   console.error(`idle: ${sockets} sockets per server; ${new Date().toISOString()}`)
-  for (const protocol of only) await idleScenario(protocol, sockets)
+  for (const protocol of only) await idleScenario(protocol, sockets, { direct, groups, groupSize, presence })
 }

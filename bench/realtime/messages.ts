@@ -249,11 +249,13 @@ export async function groupScenario(
     const run = async (messages: number, perSecond: number, firstId: number) => {
       await Promise.all(clients.map((c) => c.request({ cmd: "reset" })))
       const cpuBefore = cpuSeconds(server.pid)
+      const clientCpuBefore = clients.reduce((t, c) => t + cpuSeconds(c.pid), 0)
       const started = performance.now()
       const sends = Array.from({ length: messages }, () => ({ from: 0, target }))
       const sent = await clients[0]!.request({ cmd: "send", via, sends, rate: perSecond, firstId })
       const stats = await waitForReceipts(clients, messages * recipients, 60_000)
       const cpu = cpuSeconds(server.pid) - cpuBefore
+      const clientCpu = clients.reduce((t, c) => t + cpuSeconds(c.pid), 0) - clientCpuBefore
       const received = stats.reduce((n, s) => n + s.latencies.length, 0)
       // Per message: the latest receipt in either client is the last recipient's latency.
       const last = new Map<string, [number, number]>()
@@ -278,6 +280,8 @@ export async function groupScenario(
         ackMs: summarise(stats.flatMap((s) => s.acks)),
         deliveriesPerSecond: Math.round(received / window),
         serverCpuUsPerDelivery: round((cpu * 1e6) / Math.max(1, received), 2),
+        // Both load clients together: decoding and timestamping every receipt (the receiving side's cost).
+        clientCpuUsPerDelivery: round((clientCpu * 1e6) / Math.max(1, received), 2),
         firstReceiptAfterMs: round(firstReceipt - (performance.timeOrigin + started), 1),
       }
     }

@@ -153,3 +153,87 @@ export async function seedDirectConversations(
   }
   return ids
 }
+
+/**
+ * Memberships for the idle scenario: each user gets `direct` DIRECT chats (user i with users i ± 1 … i ±
+ * direct/2, on a ring) and is in `groups` GROUP conversations of `groupSize` members (round g puts user i in
+ * group ⌊((i + g·stride) mod n) / groupSize⌋ of that round). Only the rows the delivery index reads are
+ * written (conversations and memberships, 500 per statement): no feed entries, no group settings.
+ * Returns each user's conversation ids, in the order of `users`.
+ */
+export async function seedMemberships(
+  deps: Deps,
+  users: BenchUser[],
+  options: { direct: number; groups: number; groupSize: number },
+): Promise<string[][]> {
+  const { db } = deps.database
+  const n = users.length
+  const now = Date.now()
+  const byUser: string[][] = users.map(() => [])
+  const conversations: {
+    id: string
+    type: "DIRECT" | "GROUP"
+    direct_key: string | null
+    members: number[]
+  }[] = []
+  for (let d = 1; d <= Math.floor(options.direct / 2); d++)
+    for (let i = 0; i < n; i++) {
+      const j = (i + d) % n
+      conversations.push({
+        id: Bun.randomUUIDv7(),
+        type: "DIRECT",
+        direct_key: [users[i]!.userId, users[j]!.userId].sort().join(" "),
+        members: [i, j],
+      })
+    }
+  const perRound = Math.ceil(n / options.groupSize)
+  const stride = Math.floor(n / Math.max(1, options.groups)) + 7
+  for (let g = 0; g < options.groups; g++) {
+    const groups = Array.from({ length: perRound }, () => ({
+      id: Bun.randomUUIDv7(),
+      type: "GROUP" as const,
+      direct_key: null,
+      members: [] as number[],
+    }))
+    for (let i = 0; i < n; i++)
+      groups[Math.floor(((i + g * stride) % n) / options.groupSize)]!.members.push(i)
+    conversations.push(...groups)
+  }
+  for (const c of conversations) for (const i of c.members) byUser[i]!.push(c.id)
+  for (let start = 0; start < conversations.length; start += 500) {
+    const chunk = conversations.slice(start, start + 500)
+    await db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto("conversations")
+        .values(
+          chunk.map((c) => ({
+            id: c.id,
+            type: c.type,
+            name: c.type === "GROUP" ? "bench group" : null,
+            avatar_url: null,
+            description: null,
+            created_by: users[c.members[0]!]!.userId,
+            direct_key: c.direct_key,
+            created_at: now,
+            updated_at: now,
+          })),
+        )
+        .execute()
+      const members = chunk.flatMap((c) =>
+        c.members.map((i) => ({
+          conversation_id: c.id,
+          user_id: users[i]!.userId,
+          role: "MEMBER" as const,
+          joined_at: now,
+          updated_at: now,
+        })),
+      )
+      for (let i = 0; i < members.length; i += 500)
+        await trx
+          .insertInto("conversation_members")
+          .values(members.slice(i, i + 500))
+          .execute()
+    })
+  }
+  return byUser
+}

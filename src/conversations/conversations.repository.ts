@@ -128,14 +128,18 @@ export async function memberIds(db: Kysely<Database>, conversationId: string): P
   return rows.map((r) => r.user_id)
 }
 
-/** Ids of the conversations a user is in. */
-export async function conversationIdsOf(db: Kysely<Database>, userId: string): Promise<string[]> {
+/** The conversations a user is in: ids, and which are direct chats (the realtime hub delivers those apart). */
+export async function conversationIdsOf(
+  db: Kysely<Database>,
+  userId: string,
+): Promise<{ id: string; direct: boolean }[]> {
   const rows = await db
-    .selectFrom("conversation_members")
-    .select("conversation_id")
-    .where("user_id", "=", userId)
+    .selectFrom("conversation_members as m")
+    .innerJoin("conversations as c", "c.id", "m.conversation_id")
+    .select(["m.conversation_id", "c.type"])
+    .where("m.user_id", "=", userId)
     .execute()
-  return rows.map((r) => r.conversation_id)
+  return rows.map((r) => ({ id: r.conversation_id, direct: r.type === "DIRECT" }))
 }
 
 /** Which of these user ids exist. */

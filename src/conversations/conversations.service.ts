@@ -311,7 +311,7 @@ export async function createConversation(deps: Deps, userId: string, input: Crea
       )
       return { conversationId: conversation.id, added: missing, positions }
     })
-    announceMembers(deps, result.conversationId, result.added, [], result.positions)
+    announceMembers(deps, result.conversationId, result.added, [], result.positions, true)
     return getConversation(deps, userId, result.conversationId)
   }
 
@@ -352,7 +352,7 @@ export async function createConversation(deps: Deps, userId: string, input: Crea
       now,
     )
   })
-  announceMembers(deps, id, members, [], positions)
+  announceMembers(deps, id, members, [], positions, false)
   return getConversation(deps, userId, id)
 }
 
@@ -390,9 +390,10 @@ function announceMembers(
   added: string[],
   removed: string[],
   positions: number[],
+  direct: boolean,
 ) {
   if (added.length === 0 && removed.length === 0) return
-  deps.events.emit({ type: "membership.changed", conversationId, added, removed })
+  deps.events.emit({ type: "membership.changed", conversationId, added, removed, direct })
   const cursor = positions.length ? encodeCursor(Math.max(...positions)) : undefined
   if (added.length)
     deps.events.emit({

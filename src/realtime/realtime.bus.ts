@@ -32,10 +32,20 @@ export type BusMessage =
       /** show_online_status is off: tracked (REST is_online stays false) but shown to nobody. */
       hidden: boolean
     }
-  /** A new instance asks the others who is online on them. */
-  | { type: "presence.sync"; instance: string }
-  /** An instance's answer to `presence.sync`: the users with a socket on it. */
-  | { type: "presence.snapshot"; instance: string; to: string; userIds: string[]; hiddenUserIds: string[] }
+  /**
+   * A new instance asks the others who is online on them; `resync`: an instance that missed announcements (it
+   * took one for dead that was alive, or was cut off from the bus) asks again, and shows the changes.
+   */
+  | { type: "presence.sync"; instance: string; resync?: boolean }
+  /** An instance's answer to `presence.sync`: the users with a socket on it (`resync` echoed). */
+  | {
+      type: "presence.snapshot"
+      instance: string
+      to: string
+      userIds: string[]
+      hiddenUserIds: string[]
+      resync?: boolean
+    }
   /** An instance is stopping: every user it held is offline there. */
   | { type: "instance.down"; instance: string }
   /** An instance is alive (every realtime.heartbeat_interval); one silent past the timeout is taken for dead. */

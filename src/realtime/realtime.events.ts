@@ -37,12 +37,13 @@ export function createClientEvents(deps: Deps, hub: Hub): Map<string, ClientEven
     "join:conversation": async (connection, payload) => {
       const conversationId = conversationIdOf(payload)
       await requireMember(connection, conversationId)
+      connection.open ??= new Set()
       connection.open.add(conversationId)
       return { conversation_id: conversationId, conversationId }
     },
     "leave:conversation": async (connection, payload) => {
       const conversationId = conversationIdOf(payload)
-      connection.open.delete(conversationId)
+      connection.open?.delete(conversationId)
       return { conversation_id: conversationId, conversationId }
     },
     "typing:start": async (connection, payload) => {

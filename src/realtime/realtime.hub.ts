@@ -3,6 +3,7 @@ import { touchLastSeen } from "../accounts/users.repository.ts"
 import type { Deps } from "../deps.ts"
 import type { DomainEvent } from "../events.ts"
 import type { BusMessage } from "./realtime.bus.ts"
+import { type IdSet, idSetAdd, idSetDelete, idSetHas, idSetSize } from "./realtime.idset.ts"
 import {
   isMember,
   listBlockedEitherWay,
@@ -45,8 +46,8 @@ export type Connection = {
   userId: string
   sessionId: string
   protocol: "native" | "socket.io"
-  /** Conversations this socket opened with join:conversation. */
-  open: Set<string>
+  /** Conversations this socket opened with join:conversation (created on the first). */
+  open?: Set<string>
   /** Set by the protocol once the socket can take its conversations' events from topics (see `Hub.subscribe`). */
   topics?: Topics
   /** Set by the hub: the socket is subscribed to its conversations' topics (no per-socket conversation sends). */
@@ -70,9 +71,9 @@ type LocalUser = {
   /** Handshakes in progress plus registered sockets; the index entry lives while this is > 0 or offline is pending. */
   leases: number
   sockets: Set<Connection>
-  conversations: Set<string>
+  conversations: IdSet
   /** Membership changes seen while the initial load was running, applied after it in order. */
-  pending: { conversationId: string; added: boolean }[] | null
+  pending: { conversationId: string; added: boolean; direct: boolean }[] | null
   loaded: Promise<void>
   /** Announced online on this instance (true from the first socket until the grace after the last one). */
   announced: boolean
@@ -92,11 +93,10 @@ export type Presence = {
   onlineUserIds(): string[]
 }
 
-/** Which instances hold a user, and who was told when they came online (to tell them if an instance goes). */
+/** Which instances hold a user. */
 type PresenceEntry = {
   instances: Set<string>
   hidden: boolean
-  audience?: Extract<BusMessage, { type: "presence" }>
 }
 
 /** The presence tracker the hub maintains (in deps so REST can read `is_online`). */
@@ -133,9 +133,14 @@ export function createHub(deps: Deps, instance: string) {
   const heartbeatInterval = deps.config.realtime.heartbeat_interval * 1000
   const heartbeatTimeout = deps.config.realtime.heartbeat_timeout * 1000
   const users = new Map<string, LocalUser>()
-  /** conversation id → locally connected members. */
-  const byConversation = new Map<string, Set<string>>()
-  /** conversation id → the local sockets of its members that are not subscribed to topics (sent one by one). */
+  /** conversation id → locally connected members (most are direct chats of one or two local members). */
+  const byConversation = new Map<string, IdSet>()
+  /**
+   * The direct chats among them. Their events go to the members' sockets one by one through this index: a
+   * topic per two-member chat would cost every socket a subscription per chat and save no work per event.
+   */
+  const direct = new Set<string>()
+  /** group id → the local sockets of its members that are not subscribed to topics (sent one by one). */
   const unsubscribed = new Map<string, Set<Connection>>()
   /** Every protocol's topics: a conversation event is published once to each. */
   const allTopics = new Set<Topics>()
@@ -152,7 +157,7 @@ export function createHub(deps: Deps, instance: string) {
     const sockets = unsubscribed.get(conversationId)
     if (sockets?.delete(socket) && sockets.size === 0) unsubscribed.delete(conversationId)
   }
-  /** A socket starts receiving a conversation's events: through its topic, or one by one. */
+  /** A socket starts receiving a group's events: through its topic, or one by one. */
   const deliverTo = (socket: Connection, conversationId: string) => {
     if (socket.subscribed) socket.topics!.join(socket, conversationId)
     else unsubscribedAdd(socket, conversationId)
@@ -172,41 +177,56 @@ export function createHub(deps: Deps, instance: string) {
   let selfHeardAt = performance.now()
   let cutOff = false
   const heard = (id: string) => {
+    const now = performance.now()
     if (id === instance) {
-      selfHeardAt = performance.now()
+      selfHeardAt = now
+      if (cutOff) {
+        // Back on the bus: what the others announced meanwhile was missed. Their silence counts from now, and
+        // they are asked for their online users again (the answers replace what this instance knew of them).
+        cutOff = false
+        logger.info("realtime: own heartbeats are back; presence is synced again")
+        for (const peer of peers.values()) peer.heardAt = now
+        bus.publish({ type: "presence.sync", instance, resync: true })
+      }
       return
     }
-    peers.set(id, { heardAt: performance.now(), seenAt: clock.now() })
-    if (deadPeers.delete(id)) bus.publish({ type: "presence.sync", instance })
+    peers.set(id, { heardAt: now, seenAt: clock.now() })
+    // Taken for dead, yet alive (a pause, a partition): its users were shown offline here, so it is asked who
+    // is online on it, and those are shown online again.
+    if (deadPeers.delete(id)) bus.publish({ type: "presence.sync", instance, resync: true })
   }
 
-  const indexAdd = (user: LocalUser, conversationId: string) => {
-    if (user.conversations.has(conversationId)) return
-    user.conversations.add(conversationId)
-    let members = byConversation.get(conversationId)
-    if (!members) byConversation.set(conversationId, (members = new Set()))
-    members.add(user.userId)
-    for (const socket of user.sockets) deliverTo(socket, conversationId)
+  const indexAdd = (user: LocalUser, conversationId: string, isDirect: boolean) => {
+    if (idSetHas(user.conversations, conversationId)) return
+    user.conversations = idSetAdd(user.conversations, conversationId)
+    const members = byConversation.get(conversationId)
+    if (!members) byConversation.set(conversationId, [user.userId])
+    else {
+      const grown = idSetAdd(members, user.userId)
+      if (grown !== members) byConversation.set(conversationId, grown)
+    }
+    if (isDirect) direct.add(conversationId)
+    else for (const socket of user.sockets) deliverTo(socket, conversationId)
+  }
+  const membersDelete = (conversationId: string, userId: string) => {
+    const members = byConversation.get(conversationId)
+    if (members && idSetDelete(members, userId) && idSetSize(members) === 0) {
+      byConversation.delete(conversationId)
+      direct.delete(conversationId)
+    }
   }
   const indexRemove = (user: LocalUser, conversationId: string) => {
-    if (!user.conversations.delete(conversationId)) return
-    const members = byConversation.get(conversationId)
-    if (members) {
-      members.delete(user.userId)
-      if (members.size === 0) byConversation.delete(conversationId)
-    }
+    if (!idSetDelete(user.conversations, conversationId)) return
+    const isDirect = direct.has(conversationId)
+    membersDelete(conversationId, user.userId)
     for (const socket of user.sockets) {
-      socket.open.delete(conversationId)
-      stopDelivering(socket, conversationId)
+      socket.open?.delete(conversationId)
+      if (!isDirect) stopDelivering(socket, conversationId)
     }
   }
   const forget = (user: LocalUser) => {
     if (user.leases > 0 || user.offlineTimer || user.announced) return
-    for (const conversationId of user.conversations) {
-      const members = byConversation.get(conversationId)
-      members?.delete(user.userId)
-      if (members?.size === 0) byConversation.delete(conversationId)
-    }
+    for (const conversationId of user.conversations) membersDelete(conversationId, user.userId)
     users.delete(user.userId)
   }
 
@@ -214,6 +234,7 @@ export function createHub(deps: Deps, instance: string) {
     const user = users.get(connection.userId)
     if (!user?.sockets.has(connection) || !connection.topics || connection.subscribed) return
     for (const conversationId of user.conversations) {
+      if (direct.has(conversationId)) continue
       unsubscribedDelete(connection, conversationId)
       connection.topics.join(connection, conversationId)
     }
@@ -256,7 +277,6 @@ export function createHub(deps: Deps, instance: string) {
         presence.entries.set(message.userId, (entry = { instances: new Set(), hidden: message.hidden }))
       entry.instances.add(message.instance)
       entry.hidden = message.hidden
-      entry.audience = message
       if (!wasOnline && !message.hidden) showPresence(message)
     } else if (entry) {
       entry.instances.delete(message.instance)
@@ -279,6 +299,11 @@ export function createHub(deps: Deps, instance: string) {
         }
         if (message.userIds) {
           for (const userId of message.userIds) sendTo(userId, event, message.exceptSocketId)
+          return
+        }
+        if (direct.has(message.conversationId)) {
+          for (const userId of byConversation.get(message.conversationId)!)
+            sendTo(userId, event, message.exceptSocketId)
           return
         }
         // Every member: one publish per protocol for the subscribed sockets, then the others one by one.
@@ -307,8 +332,10 @@ export function createHub(deps: Deps, instance: string) {
           for (const userId of ids) {
             const user = users.get(userId)
             if (!user) continue
-            if (user.pending) user.pending.push({ conversationId: message.conversationId, added })
-            else if (added) indexAdd(user, message.conversationId)
+            const isDirect = !!message.direct
+            if (user.pending)
+              user.pending.push({ conversationId: message.conversationId, added, direct: isDirect })
+            else if (added) indexAdd(user, message.conversationId, isDirect)
             else indexRemove(user, message.conversationId)
           }
         return
@@ -342,38 +369,58 @@ export function createHub(deps: Deps, instance: string) {
           to: message.instance,
           userIds,
           hiddenUserIds: hidden,
+          resync: message.resync,
         })
         return
       }
       case "presence.snapshot": {
         heard(message.instance)
         if (message.to !== instance) return
+        // The users online on that instance now: they replace what this one knew of it (its later presence
+        // messages follow on the bus, in order).
         const hidden = new Set(message.hiddenUserIds)
-        for (const userId of message.userIds) {
+        const online = new Set(message.userIds)
+        const cameOnline: string[] = []
+        const wentOffline: string[] = []
+        for (const [userId, entry] of presence.entries)
+          if (!online.has(userId) && entry.instances.delete(message.instance) && entry.instances.size === 0) {
+            presence.entries.delete(userId)
+            if (!entry.hidden) wentOffline.push(userId)
+          }
+        for (const userId of online) {
           let entry = presence.entries.get(userId)
           if (!entry)
             presence.entries.set(userId, (entry = { instances: new Set(), hidden: hidden.has(userId) }))
+          if (entry.instances.size === 0 && !entry.hidden) cameOnline.push(userId)
           entry.instances.add(message.instance)
+        }
+        // Asked after missing its announcements (it was taken for dead, or this one was cut off): the changes
+        // are shown now. A starting instance's first sync has no sockets to show them to.
+        if (message.resync) {
+          const lastSeen = clock.now()
+          void showPresenceOf(message.instance, cameOnline, true, lastSeen)
+          void showPresenceOf(message.instance, wentOffline, false, lastSeen)
         }
         return
       }
       case "instance.down": {
         peers.delete(message.instance)
-        // Its users may reconnect elsewhere within the grace; those who do not are shown offline then, to the
-        // audience of their last online announcement.
+        // Its users may reconnect elsewhere within the grace; those who do not are shown offline then (their
+        // audience read then, as for a dead instance: no per-user audience is kept in memory meanwhile).
         const gone: string[] = []
         for (const [userId, entry] of presence.entries)
           if (entry.instances.delete(message.instance) && entry.instances.size === 0) gone.push(userId)
         if (gone.length === 0) return
         const lastSeen = clock.now()
         const timer = setTimeout(() => {
+          const offline: string[] = []
           for (const userId of gone) {
             const entry = presence.entries.get(userId)
             if (!entry || entry.instances.size > 0) continue
             presence.entries.delete(userId)
-            if (entry.audience && !entry.hidden)
-              showPresence({ ...entry.audience, online: false, lastSeen, instance: message.instance })
+            if (!entry.hidden) offline.push(userId)
           }
+          void showPresenceOf(message.instance, offline, false, lastSeen)
         }, grace)
         timer.unref?.()
         return
@@ -395,7 +442,6 @@ export function createHub(deps: Deps, instance: string) {
       cutOff = true
       return
     }
-    cutOff = false
     for (const [id, peer] of peers)
       if (now - peer.heardAt > heartbeatTimeout) {
         peers.delete(id)
@@ -426,28 +472,38 @@ export function createHub(deps: Deps, instance: string) {
         error: (error as Error).message,
       })
     }
-    // Shown as the normal offline path shows it: privacy and blocks read now, to the local audience only.
-    for (const userId of gone) {
-      if (presence.entries.get(userId)?.instances.size) continue // back online meanwhile
+    await showPresenceOf(id, gone, false, lastSeen)
+  }
+
+  /**
+   * `user:offline` for users an instance held and nobody holds now (it stopped or died), or `user:online` for
+   * users found online on an instance whose announcements were missed, as the normal path shows them: privacy,
+   * blocks and conversations read now, to the local audience only. Skipped for a user whose state changed
+   * again meanwhile.
+   */
+  const showPresenceOf = async (id: string, userIds: string[], online: boolean, lastSeen: number) => {
+    const still = (userId: string) => !!presence.entries.get(userId)?.instances.size === online
+    for (const userId of userIds) {
+      if (!still(userId)) continue
       try {
         const [shows, blocked, conversationIds] = await Promise.all([
           showsOnlineStatus(db, userId),
           listBlockedEitherWay(db, userId),
           listPresenceConversationIds(db, userId, presenceGroupLimit),
         ])
-        if (!shows || presence.entries.get(userId)?.instances.size) continue
+        if (!shows || !still(userId)) continue
         showPresence({
           type: "presence",
           instance: id,
           userId,
-          online: false,
-          lastSeen,
+          online,
+          lastSeen: online ? null : lastSeen,
           conversationIds,
           exceptUserIds: blocked,
           hidden: false,
         })
       } catch (error) {
-        logger.error("realtime: offline of a dead instance's user failed", {
+        logger.error("realtime: presence of another instance's user failed", {
           user_id: userId,
           error: (error as Error).message,
         })
@@ -461,11 +517,14 @@ export function createHub(deps: Deps, instance: string) {
   const announce = (user: LocalUser, online: boolean) => {
     user.presenceChain = user.presenceChain.then(async () => {
       try {
-        const [shows, blocked, conversationIds] = await Promise.all([
-          showsOnlineStatus(db, user.userId),
-          listBlockedEitherWay(db, user.userId),
-          listPresenceConversationIds(db, user.userId, presenceGroupLimit),
-        ])
+        // Hidden: tracked, shown to nobody, so its audience is not read.
+        const shows = await showsOnlineStatus(db, user.userId)
+        const [blocked, conversationIds] = shows
+          ? await Promise.all([
+              listBlockedEitherWay(db, user.userId),
+              listPresenceConversationIds(db, user.userId, presenceGroupLimit),
+            ])
+          : [[], []]
         let lastSeen: number | null = null
         if (!online) {
           lastSeen = clock.now()
@@ -557,17 +616,17 @@ export function createHub(deps: Deps, instance: string) {
           userId,
           leases: 0,
           sockets: new Set(),
-          conversations: new Set(),
+          conversations: [],
           pending: [],
           loaded: Promise.resolve(),
           announced: false,
           presenceChain: Promise.resolve(),
         }
         created.loaded = conversationIdsOf(db, userId).then(
-          (ids) => {
-            for (const id of ids) indexAdd(created, id)
+          (memberships) => {
+            for (const { id, direct } of memberships) indexAdd(created, id, direct)
             for (const change of created.pending ?? [])
-              if (change.added) indexAdd(created, change.conversationId)
+              if (change.added) indexAdd(created, change.conversationId, change.direct)
               else indexRemove(created, change.conversationId)
             created.pending = null
           },
@@ -606,7 +665,8 @@ export function createHub(deps: Deps, instance: string) {
       lease.released = true // now held by the socket: unregister gives it back
       user.sockets.add(connection)
       socketsById.set(connection.id, connection)
-      for (const conversationId of user.conversations) unsubscribedAdd(connection, conversationId)
+      for (const conversationId of user.conversations)
+        if (!direct.has(conversationId)) unsubscribedAdd(connection, conversationId)
       if (connection.topics) subscribe(connection)
       if (user.offlineTimer) {
         clearTimeout(user.offlineTimer)
@@ -635,7 +695,9 @@ export function createHub(deps: Deps, instance: string) {
       if (!user || !user.sockets.delete(connection)) return
       socketsById.delete(connection.id)
       if (connection.subscribed) connection.topics!.forget(connection)
-      else for (const conversationId of user.conversations) unsubscribedDelete(connection, conversationId)
+      else
+        for (const conversationId of user.conversations)
+          if (!direct.has(conversationId)) unsubscribedDelete(connection, conversationId)
       user.leases--
       if (user.sockets.size === 0) {
         for (const conversationId of user.conversations) stopTyping(user.userId, conversationId)
@@ -646,7 +708,8 @@ export function createHub(deps: Deps, instance: string) {
 
     /** Whether the user is a member (delivery index first, the database for a change still in flight). */
     async isMember(userId: string, conversationId: string): Promise<boolean> {
-      if (users.get(userId)?.conversations.has(conversationId)) return true
+      const user = users.get(userId)
+      if (user && idSetHas(user.conversations, conversationId)) return true
       return isMember(db, conversationId, userId)
     },
 

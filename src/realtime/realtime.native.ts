@@ -82,7 +82,6 @@ export function createNativeProtocol(
       userId: auth.userId,
       sessionId: auth.sessionId,
       protocol: "native",
-      open: new Set(),
       ws,
       held: null,
       overSince: null,

@@ -10,6 +10,7 @@ import { createTopics } from "./realtime.topics.ts"
 type SocketData = {
   auth: { userId: string; sessionId: string }
   lease: { userId: string; released: boolean }
+  connection?: Connection
 }
 
 /** Packets waiting in a polling client's engine buffer before it counts as over the send-buffer limit. */
@@ -123,7 +124,6 @@ export function createSocketIoProtocol(deps: Deps, hub: Hub, events: Map<string,
       userId: auth.userId,
       sessionId: auth.sessionId,
       protocol: "socket.io",
-      open: new Set(),
       send(event) {
         const over =
           conn.transport.name === "websocket"
@@ -177,24 +177,33 @@ export function createSocketIoProtocol(deps: Deps, hub: Hub, events: Map<string,
         connection.topics = topics
         hub.subscribe(connection)
       })
+    ;(socket.data as SocketData).connection = connection
     hub.register(connection, lease)
-    socket.on("disconnect", () => hub.unregister(connection))
-    for (const [name, handler] of events)
-      socket.on(name, async (...args: unknown[]) => {
-        const ack =
-          typeof args[args.length - 1] === "function" ? (args.pop() as (r: unknown) => void) : undefined
-        try {
-          const result = await handler(connection, args[0])
-          ack?.({ ok: true, data: result })
-        } catch (error) {
-          const payload = errorPayload(error)
-          if (payload.status >= 500)
-            logger.error("realtime: client event failed", { event: name, error: (error as Error).message })
-          if (ack) ack({ ok: false, error: payload })
-          else socket.emit("error", { event: name, ...payload })
-        }
-      })
+    socket.on("disconnect", onDisconnect)
+    socket.onAny(onEvent)
   })
+
+  // One listener of each kind shared by every socket (a listener per event name per socket cost ~2 KiB).
+  function onDisconnect(this: Socket) {
+    const { connection } = this.data as SocketData
+    if (connection) hub.unregister(connection)
+  }
+  async function onEvent(this: Socket, name: unknown, ...args: unknown[]) {
+    const handler = typeof name === "string" ? events.get(name) : undefined
+    const { connection } = this.data as SocketData
+    if (!handler || !connection) return // unknown events are ignored, as Socket.IO does
+    const ack = typeof args[args.length - 1] === "function" ? (args.pop() as (r: unknown) => void) : undefined
+    try {
+      const result = await handler(connection, args[0])
+      ack?.({ ok: true, data: result })
+    } catch (error) {
+      const payload = errorPayload(error)
+      if (payload.status >= 500)
+        logger.error("realtime: client event failed", { event: name, error: (error as Error).message })
+      if (ack) ack({ ok: false, error: payload })
+      else this.emit("error", { event: name, ...payload })
+    }
+  }
 
   return {
     engine,

@@ -1,10 +1,11 @@
 import type { Server, ServerWebSocket } from "bun"
 import type { Logger } from "../logger.ts"
+import { type IdSet, idSetAdd, idSetDelete, idSetHas } from "./realtime.idset.ts"
 import { closeCodes, type Connection, type OutgoingEvent, type Topics } from "./realtime.hub.ts"
 
 type Subscriber = {
   ws: ServerWebSocket<unknown>
-  conversations: Set<string>
+  conversations: IdSet
   /** Since when the socket's send buffer is over the limit (back-pressure sweep). */
   overSince: number | null
 }
@@ -67,17 +68,17 @@ export function createTopics(options: {
       if (!subscriber) {
         const ws = options.socketOf(connection)
         if (!ws) return
-        subscribers.set(connection, (subscriber = { ws, conversations: new Set(), overSince: null }))
+        subscribers.set(connection, (subscriber = { ws, conversations: [], overSince: null }))
       }
-      if (subscriber.conversations.has(conversationId)) return
-      subscriber.conversations.add(conversationId)
+      if (idSetHas(subscriber.conversations, conversationId)) return
+      subscriber.conversations = idSetAdd(subscriber.conversations, conversationId)
       subscriber.ws.subscribe(prefix + conversationId)
       counts.set(conversationId, (counts.get(conversationId) ?? 0) + 1)
     },
 
     leave(connection, conversationId) {
       const subscriber = subscribers.get(connection)
-      if (!subscriber?.conversations.delete(conversationId)) return
+      if (!subscriber || !idSetDelete(subscriber.conversations, conversationId)) return
       subscriber.ws.unsubscribe(prefix + conversationId)
       const count = counts.get(conversationId)! - 1
       if (count === 0) counts.delete(conversationId)
@@ -102,7 +103,7 @@ export function createTopics(options: {
       const topic = prefix + conversationId
       // The sender's own socket: Bun's ws.publish reaches every subscriber but itself.
       const sender = except && subscribers.get(except)
-      const excluded = !!sender?.conversations.has(conversationId)
+      const excluded = !!sender && idSetHas(sender.conversations, conversationId)
       if (excluded && count === 1) return
       let dropped = false
       for (const frame of options.frames(event)) {
