@@ -51,6 +51,8 @@ declare
   theta_id text;
   visited int := 0;
   hits int;
+  ptr int;
+  prior int;
 begin
   -- How many messages the words match, by Postgres' statistics (the planner's estimate): rare words go to GIN.
   execute format('explain (format json) select 1 from messages where tsv @@ %L::tsquery', p_query) into plan;
@@ -70,6 +72,8 @@ begin
     -- Conversations come by their last message, newest first: none of the rest can hold a newer match.
     exit when enough and c.last_message_at < theta_at;
     hits := 0;
+    ptr := 0;
+    prior := coalesce(cardinality(found_at), 0);
     -- A cursor is planned for its first rows (cursor_tuple_fraction): the index walk newest first, never a
     -- sort of the whole conversation.
     open walk for
@@ -79,25 +83,31 @@ begin
     loop
       fetch walk into r;
       exit when not found;
-      exit when enough and (r.created_at, r.id) <= (theta_at, theta_id);
+      -- Matches found so far that are newer than this message: with want of them, it and the older ones of
+      -- this conversation are out.
+      while ptr < prior and (found_at[ptr + 1], found_id[ptr + 1]) > (r.created_at, r.id) loop
+        ptr := ptr + 1;
+      end loop;
+      exit when ptr + hits >= p_want;
       visited := visited + 1;
       exit when visited >= p_budget;
       if r.hit then
         found_at := found_at || r.created_at;
         found_id := found_id || r.id;
         hits := hits + 1;
-        -- Older matches of this conversation come after these.
-        exit when hits >= p_want;
       end if;
     end loop;
     close walk;
-    if hits > 0 and cardinality(found_at) >= p_want then
+    -- Kept sorted, newest first, at most want.
+    if hits > 0 then
       select array_agg(u.a order by u.a desc, u.i desc), array_agg(u.i order by u.a desc, u.i desc)
         into found_at, found_id
         from (select v.a, v.i from unnest(found_at, found_id) as v(a, i) order by v.a desc, v.i desc limit p_want) u;
-      enough := true;
-      theta_at := found_at[p_want];
-      theta_id := found_id[p_want];
+      if cardinality(found_at) >= p_want then
+        enough := true;
+        theta_at := found_at[p_want];
+        theta_id := found_id[p_want];
+      end if;
     end if;
   end loop;
   if visited >= p_budget then
