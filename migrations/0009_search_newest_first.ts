@@ -61,55 +61,57 @@ begin
   if p_want * total / greatest(matches, 1) > p_budget then
     visited := p_budget;
   end if;
-  for c in
-    select cm.conversation_id as cid, cm.cleared_seq, cv.last_message_at
-    from conversation_members cm join conversations cv on cv.id = cm.conversation_id
-    where cm.user_id = p_user and (p_conversation is null or cm.conversation_id = p_conversation)
-      and cv.last_seq > cm.cleared_seq
-    order by cv.last_message_at desc nulls first
-  loop
-    exit when visited >= p_budget;
-    -- Conversations come by their last message, newest first: none of the rest can hold a newer match.
-    exit when enough and c.last_message_at < theta_at;
-    hits := 0;
-    ptr := 0;
-    prior := coalesce(cardinality(found_at), 0);
-    -- A cursor is planned for its first rows (cursor_tuple_fraction): the index walk newest first, never a
-    -- sort of the whole conversation.
-    open walk for
-      select m.id, m.created_at, m.tsv @@ p_query as hit from messages m
-      where m.conversation_id = c.cid and (m.created_at, m.id) < (p_before_at, p_before_id) and m.seq > c.cleared_seq
-      order by m.created_at desc, m.id desc;
+  if visited < p_budget then
+    for c in
+      select cm.conversation_id as cid, cm.cleared_seq, cv.last_message_at
+      from conversation_members cm join conversations cv on cv.id = cm.conversation_id
+      where cm.user_id = p_user and (p_conversation is null or cm.conversation_id = p_conversation)
+        and cv.last_seq > cm.cleared_seq
+      order by cv.last_message_at desc nulls first
     loop
-      fetch walk into r;
-      exit when not found;
-      -- Matches found so far that are newer than this message: with want of them, it and the older ones of
-      -- this conversation are out.
-      while ptr < prior and (found_at[ptr + 1], found_id[ptr + 1]) > (r.created_at, r.id) loop
-        ptr := ptr + 1;
-      end loop;
-      exit when ptr + hits >= p_want;
-      visited := visited + 1;
       exit when visited >= p_budget;
-      if r.hit then
-        found_at := found_at || r.created_at;
-        found_id := found_id || r.id;
-        hits := hits + 1;
+      -- Conversations come by their last message, newest first: none of the rest can hold a newer match.
+      exit when enough and c.last_message_at < theta_at;
+      hits := 0;
+      ptr := 0;
+      prior := coalesce(cardinality(found_at), 0);
+      -- A cursor is planned for its first rows (cursor_tuple_fraction): the index walk newest first, never a
+      -- sort of the whole conversation.
+      open walk for
+        select m.id, m.created_at, m.tsv @@ p_query as hit from messages m
+        where m.conversation_id = c.cid and (m.created_at, m.id) < (p_before_at, p_before_id) and m.seq > c.cleared_seq
+        order by m.created_at desc, m.id desc;
+      loop
+        fetch walk into r;
+        exit when not found;
+        -- Matches found so far that are newer than this message: with want of them, it and the older ones of
+        -- this conversation are out.
+        while ptr < prior and (found_at[ptr + 1], found_id[ptr + 1]) > (r.created_at, r.id) loop
+          ptr := ptr + 1;
+        end loop;
+        exit when ptr + hits >= p_want;
+        visited := visited + 1;
+        exit when visited >= p_budget;
+        if r.hit then
+          found_at := found_at || r.created_at;
+          found_id := found_id || r.id;
+          hits := hits + 1;
+        end if;
+      end loop;
+      close walk;
+      -- Kept sorted, newest first, at most want.
+      if hits > 0 then
+        select array_agg(u.a order by u.a desc, u.i desc), array_agg(u.i order by u.a desc, u.i desc)
+          into found_at, found_id
+          from (select v.a, v.i from unnest(found_at, found_id) as v(a, i) order by v.a desc, v.i desc limit p_want) u;
+        if cardinality(found_at) >= p_want then
+          enough := true;
+          theta_at := found_at[p_want];
+          theta_id := found_id[p_want];
+        end if;
       end if;
     end loop;
-    close walk;
-    -- Kept sorted, newest first, at most want.
-    if hits > 0 then
-      select array_agg(u.a order by u.a desc, u.i desc), array_agg(u.i order by u.a desc, u.i desc)
-        into found_at, found_id
-        from (select v.a, v.i from unnest(found_at, found_id) as v(a, i) order by v.a desc, v.i desc limit p_want) u;
-      if cardinality(found_at) >= p_want then
-        enough := true;
-        theta_at := found_at[p_want];
-        theta_id := found_id[p_want];
-      end if;
-    end if;
-  end loop;
+  end if;
   if visited >= p_budget then
     return query execute
       'select m.id, m.created_at from messages m where m.tsv @@ $1 and m.conversation_id = any($2)

@@ -157,12 +157,12 @@ const maxBigint = "9223372036854775807"
 
 /**
  * Postgres: how many messages the newest-first walk of `urge_search_messages` (migration 0008) may read before
- * GIN answers instead. Measured on 1M messages (bench/messaging.ts, the busiest sample user, 172 conversations):
- * a message read costs the walk ~4 µs of Postgres CPU, and GIN ~0.4 µs per match of the words anywhere (it
- * collects every match of the prefix being typed before sorting): for a word in 3 % of the messages the walk
- * took half of GIN's CPU (~2,000 messages read), for one in 20 % a tenth.
+ * GIN answers instead (and the most it is expected to need, by the words' estimated frequency, to be tried at
+ * all). Measured on 1M messages (a harness calling the services on a warm copy, 60 requests per figure, shared
+ * machine): the walk reads 600–1,400 messages for a word in 20 % of them (Postgres CPU 108 → 23 ms per search),
+ * but 2,200–5,600 for a word in 3 %, where it cost more than GIN (38 against 22 ms); such words go to GIN.
  */
-const postgresWalkBudget = 5000
+const postgresWalkBudget = 2000
 
 // Postgres: the matches (see migration 0008) with what the page needs of them, in one statement: the message
 // with its sender, and whether the caller hid it or cleared it (or left the conversation).
