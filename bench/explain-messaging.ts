@@ -101,7 +101,25 @@ for (const dialect of dialects) {
               : t[p],
       })
     : undefined
-  const traced: Deps = { ...deps, database: { ...deps.database, db, sqlite } }
+  // Postgres hot paths run named prepared statements on the pool (readQuery, the send batch): record those too.
+  const tracedPool = pool
+    ? new Proxy(pool, {
+        get: (t: any, p) =>
+          p === "query"
+            ? (q: any, values?: unknown[]) => {
+                if (typeof q === "object" && q?.text) record(q.text, q.values ?? [])
+                else if (typeof q === "string") record(q, values ?? [])
+                return t.query(q, values)
+              }
+            : typeof t[p] === "function"
+              ? t[p].bind(t)
+              : t[p],
+      })
+    : undefined
+  const traced: Deps = {
+    ...deps,
+    database: { ...deps.database, db, sqlite, pool: tracedPool ?? deps.database.pool },
+  }
 
   const user = meta.sample[0]!
   const big = user.conversations.reduce((a, b) => (b.lastSeq > a.lastSeq ? b : a))
@@ -167,7 +185,7 @@ for (const dialect of dialects) {
     }
     // Execution time inside the database (reads only; best of 5), to tell query cost from round trips.
     let exec = ""
-    if (/^\s*select/i.test(q.sql)) {
+    if (/^\s*(select|with)\b/i.test(q.sql)) {
       let best = Infinity
       for (let i = 0; i < 5; i++) {
         if (dialect === "sqlite") {
