@@ -160,7 +160,7 @@ begin
                      when 'f' then 'foreign table' else 'table' end,
       r.relname);
   end loop;
-  -- Functions too (urge_search_messages, migration 0008); not those of extensions (btree_gin's).
+  -- Functions too (urge_search_messages, migration 0009); not those of extensions (btree_gin's).
   for r in
     select p.proname, pg_get_function_identity_arguments(p.oid) as args, p.prokind
     from pg_proc p join pg_namespace n on n.oid = p.pronamespace

@@ -51,7 +51,7 @@ function decodeKey(cursor: string | undefined): SearchKey | null {
 /**
  * Full-text search over the caller's conversations (or one of them), newest match first, paginated by an
  * opaque cursor. SQLite: the conversations are part of the index query (FTS5 `conv` column, after a bounded
- * scan of the newest matches anywhere, see `sqliteSearch`). Postgres: `urge_search_messages` (migration 0008)
+ * scan of the newest matches anywhere, see `sqliteSearch`). Postgres: `urge_search_messages` (migration 0009)
  * walks the caller's conversations newest first, or asks GIN on (conversation_id, tsv) for rare words. Deleted
  * messages are not indexed; messages hidden by the caller or before their clear point are filtered out. All
  * words must match; the last one as a prefix.
@@ -156,7 +156,7 @@ export async function searchMessages(deps: Deps, userId: string, params: SearchP
 const maxBigint = "9223372036854775807"
 
 /**
- * Postgres: how many messages the newest-first walk of `urge_search_messages` (migration 0008) may read before
+ * Postgres: how many messages the newest-first walk of `urge_search_messages` (migration 0009) may read before
  * GIN answers instead (and the most it is expected to need, by the words' estimated frequency, to be tried at
  * all). Measured on 1M messages (a harness calling the services on a warm copy, 60 requests per figure, shared
  * machine). Across conversations the walk reads 600–1,400 messages for a word in 20 % of them (Postgres CPU 108
@@ -165,7 +165,7 @@ const maxBigint = "9223372036854775807"
  */
 const postgresWalkBudget = { all: 2000, one: 5000 }
 
-// Postgres: the matches (see migration 0008) with what the page needs of them, in one statement: the message
+// Postgres: the matches (see migration 0009) with what the page needs of them, in one statement: the message
 // with its sender, and whether the caller hid it or cleared it (or left the conversation).
 const postgresMatches = postgresQuery<MessageView & { excluded: boolean }>(
   `select m.id, m.conversation_id, m.seq, m.sender_id, m.client_message_id, m.content, m.message_type,
