@@ -3,7 +3,7 @@
  * (send, history pages, conversation list, search across and within conversations, sync, token check) with
  * a Kysely that records every SQL statement they issue, then asks the database for each statement's plan.
  *
- *   bun bench/explain-messaging.ts [--db sqlite|postgres] [--verbose]
+ *   bun bench/explain-messaging.ts [--db sqlite|postgres] [--verbose] [--pg-template db]
  *
  * Postgres: FAIL when a plan has a sequential scan of `messages` (WARN for other tables).
  * SQLite: FAIL when EXPLAIN QUERY PLAN scans `messages` without an index (WARN for a full scan of another table
@@ -19,6 +19,7 @@ import { verifyAccessToken } from "../src/auth/auth.plugin.ts"
 import { signAccessToken } from "../src/auth/tokens.ts"
 import { listConversations } from "../src/conversations/conversations.service.ts"
 import type { Database } from "../src/db/schema.ts"
+import { migrateUp } from "../src/db/migrate.ts"
 import { createDeps, type Deps } from "../src/deps.ts"
 import { searchMessages } from "../src/messages/messages.search.ts"
 import { listConversationMessages, sendMessage } from "../src/messages/messages.service.ts"
@@ -38,7 +39,7 @@ const dialects = (opts.db ?? "sqlite,postgres").split(",") as ("sqlite" | "postg
 let failures = 0
 
 for (const dialect of dialects) {
-  const meta = await loadMeta(dialect)
+  const meta = await loadMeta(dialect, opts["pg-template"])
   if (!meta) {
     console.log(`${dialect}: no dataset (bun bench/generate-messaging.ts --db ${dialect}); skipped`)
     continue
@@ -53,7 +54,7 @@ for (const dialect of dialects) {
       for (const s of ["", "-wal", "-shm"]) rmSync(work + s, { force: true })
     }
   } else {
-    const name = "urge_bench_msg_explain"
+    const name = `urge_bench_msg_explain_${process.pid}`
     await dropPostgresDatabase(name)
     await postgresAdmin(`create database ${name} template ${meta.location}`)
     url = postgresUrl(name)
@@ -66,6 +67,8 @@ for (const dialect of dialects) {
       "auth.jwt_secret": meta.jwtSecret,
     }),
   )
+  // Migrations newer than the dataset (--pg-template), as the server would apply them on start.
+  await migrateUp(deps.database.db)
   const captured: { label: string; sql: string; parameters: readonly unknown[] }[] = []
   let label = ""
   const log = (event: LogEvent) => {
@@ -98,7 +101,25 @@ for (const dialect of dialects) {
               : t[p],
       })
     : undefined
-  const traced: Deps = { ...deps, database: { ...deps.database, db, sqlite } }
+  // Postgres hot paths run named prepared statements on the pool (readQuery, the send batch): record those too.
+  const tracedPool = pool
+    ? new Proxy(pool, {
+        get: (t: any, p) =>
+          p === "query"
+            ? (q: any, values?: unknown[]) => {
+                if (typeof q === "object" && q?.text) record(q.text, q.values ?? [])
+                else if (typeof q === "string") record(q, values ?? [])
+                return t.query(q, values)
+              }
+            : typeof t[p] === "function"
+              ? t[p].bind(t)
+              : t[p],
+      })
+    : undefined
+  const traced: Deps = {
+    ...deps,
+    database: { ...deps.database, db, sqlite, pool: tracedPool ?? deps.database.pool },
+  }
 
   const user = meta.sample[0]!
   const big = user.conversations.reduce((a, b) => (b.lastSeq > a.lastSeq ? b : a))
@@ -164,7 +185,7 @@ for (const dialect of dialects) {
     }
     // Execution time inside the database (reads only; best of 5), to tell query cost from round trips.
     let exec = ""
-    if (/^\s*select/i.test(q.sql)) {
+    if (/^\s*(select|with)\b/i.test(q.sql)) {
       let best = Infinity
       for (let i = 0; i < 5; i++) {
         if (dialect === "sqlite") {

@@ -90,12 +90,26 @@ export function schemaHash(): string {
   return hash.digest("hex").slice(0, 16)
 }
 
-/** The generated dataset of this dialect, or null when it was never generated, is gone, or predates the migrations. */
-export async function loadMeta(dialect: "sqlite" | "postgres"): Promise<DatasetMeta | null> {
+/**
+ * The generated dataset of this dialect, or null when it was never generated, is gone, or predates the migrations.
+ * `pgTemplate` (Postgres; the benches' `--pg-template`): copy that database instead (a copy of the dataset made
+ * with `createdb -T`, possibly migrated further); migrations newer than the dataset are then allowed, since the
+ * benches apply pending migrations to their working copy (append-only: older data stays valid).
+ */
+export async function loadMeta(
+  dialect: "sqlite" | "postgres",
+  pgTemplate?: string,
+): Promise<DatasetMeta | null> {
   const path = metaPath(dialect)
   if (!existsSync(path)) return null
   const meta = JSON.parse(readFileSync(path, "utf8")) as DatasetMeta
-  if (meta.schemaHash !== schemaHash()) {
+  if (dialect === "postgres" && pgTemplate) {
+    if (meta.schemaHash !== schemaHash())
+      console.log(
+        `postgres: dataset from other migrations; pending ones are applied to the copy of ${pgTemplate}`,
+      )
+    meta.location = pgTemplate
+  } else if (meta.schemaHash !== schemaHash()) {
     console.log(`${dialect}: the dataset was generated with other migrations; regenerate it`)
     return null
   }

@@ -5,6 +5,8 @@
  *   bun bench/messaging.ts [--targets sqlite-full,sqlite-normal,postgres] [--seconds 8] [--concurrency 32]
  *                          [--read-seconds 3] [--only send|reads] [--json out.json] [--profile]
  *                          [--rate 5000[,3000]]   (sends: also an open-loop run at each fixed rate, see runRate)
+ *                          [--phases history,list,search]   (reads: only the phases whose name contains one)
+ *                          [--pg-template db]   (copy this database instead of the dataset's, see loadMeta)
  *
  * Each target runs on a throwaway copy of the dataset (SQLite: a file copy; Postgres: CREATE DATABASE …
  * TEMPLATE), so runs are repeatable; the copy is removed at the end. Beside the server figures, the same run
@@ -15,7 +17,7 @@
  */
 import { Database as SqliteDatabase } from "bun:sqlite"
 import { type Subprocess, spawn } from "bun"
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 import pg from "pg"
 import { signAccessToken } from "../src/auth/tokens.ts"
@@ -52,7 +54,7 @@ type Row = {
   what: string
   concurrency: number | string
   result: LoadResult | null
-  /** CPU the server process (and, on Postgres, every postgres process) used per request, warm-up included. */
+  /** CPU the server process (and, on Postgres, the backends of the working database) used per request. */
   cpu?: { server: number; postgres?: number }
   note?: string
 }
@@ -197,7 +199,8 @@ async function readPhases(target: string, url: string, meta: DatasetMeta, users:
         )
       },
     })
-  for (const phase of phases)
+  const wanted = opts.phases?.split(",")
+  for (const phase of phases.filter((p) => !wanted || wanted.some((w) => p.what.includes(w))))
     for (const c of readConcurrency) {
       await runLoad(c, 0.5, phase.request, 0) // warm-up, outside the CPU sample
       const { result, cpu } = await withCpu(pid, target, phase.request, (r) => runLoad(c, readSeconds, r, 0))
@@ -235,22 +238,42 @@ async function withCpu(
   let n = 0
   const counted = () => (n++, request())
   const server0 = cpuSeconds(pid)
-  const pg0 = target === "postgres" ? postgresCpuSeconds() : 0
+  const pg0 = target === "postgres" ? await postgresCpu() : new Map<number, number>()
   const result = await load(counted)
   const per = (seconds: number) => (seconds * 1e6) / Math.max(1, n)
   const cpu: Row["cpu"] = { server: per(cpuSeconds(pid) - server0) }
-  if (target === "postgres") cpu.postgres = per(postgresCpuSeconds() - pg0)
+  if (target === "postgres") {
+    let used = 0
+    for (const [backend, seconds] of await postgresCpu()) used += seconds - (pg0.get(backend) ?? 0)
+    cpu.postgres = per(used)
+  }
   return { result, cpu }
 }
 
-/** CPU seconds used so far by every postgres process on this machine (the bench's backends among them). */
-function postgresCpuSeconds(): number {
-  let total = 0
-  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d)))
-    try {
-      if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "postgres") total += cpuSeconds(Number(pid))
-    } catch {} // the process ended meanwhile
-  return total
+/** The working database's name while a Postgres target runs. */
+let postgresWorkName = ""
+
+/**
+ * CPU seconds used so far by each backend connected to the working database (the server's pool): other
+ * people's Postgres work on a shared machine stays out. A backend that ends during a phase is not counted.
+ */
+async function postgresCpu(): Promise<Map<number, number>> {
+  const client = new pg.Client({ connectionString: postgresUrl("postgres") })
+  await client.connect()
+  try {
+    const { rows } = await client.query<{ pid: number }>(
+      "select pid from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()",
+      [postgresWorkName],
+    )
+    const out = new Map<number, number>()
+    for (const { pid } of rows)
+      try {
+        out.set(pid, cpuSeconds(pid))
+      } catch {} // ended meanwhile
+    return out
+  } finally {
+    await client.end()
+  }
 }
 
 async function sendPhase(target: string, url: string, pid: number, users: Actor[], c: number) {
@@ -388,7 +411,7 @@ async function postgresBaseline(target: string, dbUrl: string, meta: DatasetMeta
 
 async function runTarget(target: string) {
   const dialect = target.startsWith("postgres") ? "postgres" : "sqlite"
-  const meta = await loadMeta(dialect)
+  const meta = await loadMeta(dialect, opts["pg-template"])
   if (!meta) throw new Error(`no ${dialect} dataset: run bun bench/generate-messaging.ts --db ${dialect}`)
   const users = actors(meta)
   const durability = target.endsWith("normal") ? "normal" : "full"
@@ -405,7 +428,9 @@ async function runTarget(target: string) {
       for (const s of ["", "-wal", "-shm"]) rmSync(work + s, { force: true })
     }
   } else {
-    const name = "urge_bench_msg_work"
+    // Per run: benches of several people may share the Postgres server.
+    const name = `urge_bench_msg_work_${process.pid}`
+    postgresWorkName = name
     await dropPostgresDatabase(name)
     await postgresAdmin(`create database ${name} template ${meta.location}`)
     env = { URGE_DATABASE_URL: postgresUrl(name), URGE_DATABASE_POOL_SIZE: opts["pool-size"] ?? "10" }

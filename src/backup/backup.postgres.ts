@@ -141,9 +141,9 @@ export async function inspectPostgres(url: string): Promise<{ otherSessions: num
 }
 
 /**
- * Before the archive's script: drop every relation of the public schema (not those of extensions), so the
- * database ends up exactly as backed up, tables added by later migrations included (pg_restore --clean only
- * drops what is in the archive).
+ * Before the archive's script: drop every relation and function of the public schema (not those of
+ * extensions), so the database ends up exactly as backed up, tables added by later migrations included
+ * (pg_restore --clean only drops what is in the archive), and the archive's functions can be created.
  */
 const dropPublicRelations = `
 do $$
@@ -159,6 +159,17 @@ begin
       case r.relkind when 'v' then 'view' when 'm' then 'materialized view' when 'S' then 'sequence'
                      when 'f' then 'foreign table' else 'table' end,
       r.relname);
+  end loop;
+  -- Functions too (urge_search_messages, migration 0009); not those of extensions (btree_gin's).
+  for r in
+    select p.proname, pg_get_function_identity_arguments(p.oid) as args, p.prokind
+    from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+    where n.nspname = 'public'
+      and not exists (select 1 from pg_depend d
+                      where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e')
+  loop
+    execute format('drop %s if exists public.%I(%s) cascade',
+      case r.prokind when 'p' then 'procedure' when 'a' then 'aggregate' else 'function' end, r.proname, r.args);
   end loop;
 end $$;
 `

@@ -1,6 +1,7 @@
 import { type Kysely, sql } from "kysely"
 import type { DatabaseHandle } from "../db/database.ts"
-import { listParam, readQuery } from "../db/read-query.ts"
+import { listParam, postgresQuery, readQuery } from "../db/read-query.ts"
+import type { MessageView } from "../messages/messages.repository.ts"
 import type { Database } from "../db/schema.ts"
 import type { ConversationType, MemberRole } from "./conversations.tables.ts"
 
@@ -89,6 +90,63 @@ export async function countMemberships(
   archived: boolean,
 ): Promise<number> {
   return Number((await countQuery(h, [userId, archived]))[0]?.n ?? 0)
+}
+
+/** Postgres: a page of the list with everything its answer needs (see `listPage`). */
+export type ListPageRow = MembershipView & {
+  /** The first `$5` members in join order (JSON), and how many there are. */
+  participants: ParticipantRow[] | null
+  participant_count: number
+  /** The message `last_message_id` names, with its sender (null when none). */
+  last: MessageView | null
+  /** Whether the caller hid that message. */
+  last_hidden: boolean
+}
+
+// The page (as `listQuery`) left-joined to its total (as `countQuery`), so an empty page still has a row.
+// Each conversation comes with its first members (as `participantsOf`) and its last message (as
+// `findMessageViews`, `hiddenAmong`), as JSON.
+const listPageQuery = postgresQuery<ListPageRow & { total: number }>(`
+  with page as (
+    ${membershipSelect} where cm.user_id = $1 and cm.archived = $2 and (cm.hidden = false or c.last_seq > cm.cleared_seq)
+    order by case when cm.pinned_at is null then 1 else 0 end, cm.pinned_at desc,
+      case when c.last_message_at is null then 1 else 0 end, c.last_message_at desc, c.created_at desc, c.id desc
+    limit $3 offset $4
+  ), total as (
+    select count(*) as n from conversation_members cm join conversations c on c.id = cm.conversation_id
+    where cm.user_id = $1 and cm.archived = $2 and (cm.hidden = false or c.last_seq > cm.cleared_seq)
+  )
+  select total.n as total, p.*,
+    (select json_agg(x) from (
+      select pm.conversation_id, pm.user_id, pm.role, u.display_name, u.phone_number, u.avatar_url, u.last_seen
+      from conversation_members pm join users u on u.id = pm.user_id
+      where pm.conversation_id = p.id order by pm.joined_at, pm.user_id limit $5) x) as participants,
+    (select count(*) from conversation_members pm where pm.conversation_id = p.id) as participant_count,
+    (select row_to_json(x) from (
+      select lm.id, lm.conversation_id, lm.seq, lm.sender_id, lm.client_message_id, lm.content, lm.message_type,
+        lm.media_url, lm.thumbnail_url, lm.audio_duration, lm.reply_to_id, lm.is_encrypted, lm.is_forwarded,
+        lm.edited_at, lm.deleted_at, lm.created_at, lm.updated_at, lu.display_name as sender_name,
+        lu.phone_number as sender_phone, lu.avatar_url as sender_avatar
+      from messages lm left join users lu on lu.id = lm.sender_id where lm.id = p.last_message_id) x) as last,
+    exists (select 1 from message_hides h where h.user_id = $1 and h.message_id = p.last_message_id) as last_hidden
+  from total left join page p on true
+  order by case when p.pinned_at is null then 1 else 0 end, p.pinned_at desc,
+    case when p.last_message_at is null then 1 else 0 end, p.last_message_at desc, p.created_at desc, p.id desc`)
+
+/**
+ * Postgres: `listMemberships` + `countMemberships` + what rendering the page reads (participants capped at
+ * `participantCap`, last messages, the caller's hides of them) in one statement.
+ */
+export async function listPage(
+  h: DatabaseHandle,
+  f: ListFilter,
+  participantCap: number,
+): Promise<{ total: number; rows: ListPageRow[] }> {
+  const rows = await listPageQuery(h, [f.userId, f.archived, f.limit, f.offset, participantCap])
+  return {
+    total: Number(rows[0]?.total ?? 0),
+    rows: rows.filter((r) => r.id !== null),
+  }
 }
 
 /** A member as the API lists them. */

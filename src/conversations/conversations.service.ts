@@ -17,6 +17,7 @@ import {
   existingUserIds,
   findMembership,
   listMemberships,
+  listPage,
   type MemberStatePatch,
   type MembershipView,
   participantsOf,
@@ -201,6 +202,24 @@ export async function listConversations(
 ) {
   const limit = Math.min(Math.max(Math.trunc(params.limit ?? 50), 1), 500)
   const offset = Math.max(Math.trunc(params.offset ?? 0), 0)
+  if (deps.database.dialect === "postgres") {
+    // One statement (listPage); the rest as renderConversations.
+    const filter = { userId, archived: params.archived, limit, offset }
+    const page = await listPage(deps.database, filter, listParticipantCap)
+    const now = deps.clock.now()
+    const conversations = await Promise.all(
+      page.rows.map(async (c) => {
+        let last = c.last ?? undefined
+        if (last && (c.last_hidden || Number(last.seq) <= Number(c.cleared_seq) || last.deleted_at !== null))
+          last =
+            Number(c.last_seq) > Number(c.cleared_seq)
+              ? await newestVisibleMessage(deps.database, c.id, userId, Number(c.cleared_seq))
+              : undefined
+        return conversationJson(c, userId, c.participants ?? [], Number(c.participant_count), last, now)
+      }),
+    )
+    return { conversations, total: page.total, limit, offset }
+  }
   const [rows, total] = await Promise.all([
     listMemberships(deps.database, { userId, archived: params.archived, limit, offset }),
     countMemberships(deps.database, userId, params.archived),

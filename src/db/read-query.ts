@@ -23,6 +23,13 @@ export function readQuery<Row>(sqliteText: string, postgresText = toDollarParams
   }
 }
 
+/** A Postgres-only read (`$n` placeholders) as a named prepared statement on the pool. */
+export function postgresQuery<Row>(text: string) {
+  const name = `read_${Bun.hash(text).toString(36)}`
+  return async (h: DatabaseHandle, params: unknown[]): Promise<Row[]> =>
+    (await h.pool!.query({ name, text, values: params })).rows as Row[]
+}
+
 /** A list bound as one parameter: a JSON array for SQLite's `json_each(?)`, an array for Postgres' `any(?)`. */
 export const listParam = (h: DatabaseHandle, values: unknown[]) =>
   h.dialect === "sqlite" ? JSON.stringify(values) : values

@@ -1,6 +1,6 @@
 import type { Kysely } from "kysely"
 import type { DatabaseHandle } from "../db/database.ts"
-import { listParam, readQuery } from "../db/read-query.ts"
+import { listParam, postgresQuery, readQuery } from "../db/read-query.ts"
 import type { Database } from "../db/schema.ts"
 import type { MessageType } from "./messages.tables.ts"
 
@@ -164,4 +164,89 @@ export async function newestVisibleMessage(
 ): Promise<MessageView | undefined> {
   const rows = await listHistory(h, { conversationId, userId, clearedSeq, limit: 1 })
   return rows[0]
+}
+
+/** Postgres: a history page with everything its answer needs, from one statement (see `historyPage`). */
+export type HistoryPage = {
+  membership: { last_seq: number; last_read_seq: number }
+  /** Newest first, or oldest first with `afterSeq`; one extra row when there is more. */
+  rows: (MessageView & {
+    is_starred: boolean
+    reply_id: string | null
+    reply_sender_name: string | null
+    reply_sender_phone: string | null
+    reply_content: string | null
+    reply_deleted_at: number | null
+  })[]
+  watermarks: Watermark[]
+}
+
+type HistoryRow = HistoryPage["rows"][number] & {
+  last_seq: number
+  last_read_seq: number
+  watermarks: Watermark[] | null
+}
+
+// The caller's membership (no row: not a member), then the page as in `listHistory` (left-joined: a
+// membership row with an empty page), each message with the caller's star and its reply preview (a reply to a
+// message of the same conversation), and, on the first row only, the members' watermarks (`watermarksOf`).
+const historyPageText = (condition: string, order: "asc" | "desc") => `
+  with mem as (
+    select c.last_seq, cm.last_read_seq, cm.cleared_seq from conversation_members cm
+    join conversations c on c.id = cm.conversation_id where cm.conversation_id = $1 and cm.user_id = $2
+  ), page as (
+    select m.id, m.conversation_id, m.seq, m.sender_id, m.client_message_id, m.content, m.message_type,
+      m.media_url, m.thumbnail_url, m.audio_duration, m.reply_to_id, m.is_encrypted, m.is_forwarded, m.edited_at,
+      m.deleted_at, m.created_at, m.updated_at
+    from mem, messages m
+    where m.conversation_id = $1 and m.seq > greatest(mem.cleared_seq, $3) ${condition} and m.deleted_at is null
+      and not exists (select 1 from message_hides h where h.user_id = $2 and h.message_id = m.id)
+    order by m.seq ${order} limit $4
+  ), marks as (
+    ${watermarkSelect} where cm.conversation_id = $1
+  )
+  select mem.last_seq, mem.last_read_seq, p.*, u.display_name as sender_name, u.phone_number as sender_phone,
+    u.avatar_url as sender_avatar,
+    exists (select 1 from message_stars s where s.user_id = $2 and s.message_id = p.id) as is_starred,
+    r.id as reply_id, ru.display_name as reply_sender_name, ru.phone_number as reply_sender_phone,
+    r.content as reply_content, r.deleted_at as reply_deleted_at,
+    case when row_number() over (order by p.seq ${order}) = 1 then (select json_agg(marks) from marks) end as watermarks
+  from mem left join page p on true
+  left join users u on u.id = p.sender_id
+  left join messages r on r.id = p.reply_to_id and r.conversation_id = p.conversation_id
+  left join users ru on ru.id = r.sender_id
+  order by p.seq ${order}`
+const historyPageQueries = {
+  newest: postgresQuery<HistoryRow>(historyPageText("", "desc")),
+  before: postgresQuery<HistoryRow>(historyPageText("and m.seq < $5", "desc")),
+  after: postgresQuery<HistoryRow>(historyPageText("", "asc")),
+  between: postgresQuery<HistoryRow>(historyPageText("and m.seq < $5", "asc")),
+}
+
+/**
+ * Postgres: `findMembership` + `listHistory` + what serializing the page reads (`serializeFor`: watermarks,
+ * stars, reply previews) in one statement; undefined when the user is not a member. `clearedSeq` is the
+ * member's own (read in the statement).
+ */
+export async function historyPage(
+  h: DatabaseHandle,
+  q: Omit<HistoryQuery, "clearedSeq">,
+): Promise<HistoryPage | undefined> {
+  const base = [q.conversationId, q.userId, q.afterSeq ?? 0, q.limit + 1]
+  const query =
+    q.afterSeq !== undefined
+      ? q.beforeSeq !== undefined
+        ? historyPageQueries.between
+        : historyPageQueries.after
+      : q.beforeSeq !== undefined
+        ? historyPageQueries.before
+        : historyPageQueries.newest
+  const rows = await query(h, q.beforeSeq !== undefined ? [...base, q.beforeSeq] : base)
+  const first = rows[0]
+  if (!first) return undefined
+  return {
+    membership: { last_seq: first.last_seq, last_read_seq: first.last_read_seq },
+    rows: first.id === null ? [] : rows,
+    watermarks: (first.watermarks ?? []).map((w) => ({ ...w, conversation_id: q.conversationId })),
+  }
 }

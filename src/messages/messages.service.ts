@@ -15,6 +15,7 @@ import {
   findByClientId,
   findMessageViews,
   hiddenAmong,
+  historyPage,
   listHistory,
   type MessageView,
   newestLiveMessage,
@@ -296,8 +297,46 @@ export async function listConversationMessages(
   conversationId: string,
   p: HistoryParams,
 ) {
-  const membership = await requireMembership(deps, conversationId, userId)
   const limit = Math.min(Math.max(Math.trunc(p.limit ?? 50), 1), 200)
+  // Postgres, seq cursors: one statement (historyPage); the rest as below.
+  if (deps.database.dialect === "postgres" && !p.before && !p.after) {
+    const found = await historyPage(deps.database, {
+      conversationId,
+      userId,
+      beforeSeq: p.before_seq,
+      afterSeq: p.since_seq,
+      limit,
+    })
+    // Not a member: the same error as every other path.
+    if (!found) await requireMembership(deps, conversationId, userId)
+    const { membership, rows, watermarks } = found!
+    const page = rows.slice(0, limit)
+    if (p.since_seq === undefined) page.reverse()
+    const starred = new Set(page.filter((r) => r.is_starred).map((r) => r.id))
+    const replies = new Map<string, ReplyPreview>()
+    for (const r of page)
+      if (r.reply_id)
+        replies.set(
+          r.reply_id,
+          replyPreview({
+            id: r.reply_id,
+            sender_name: r.reply_sender_name,
+            sender_phone: r.reply_sender_phone,
+            content: r.reply_content ?? "",
+            deleted_at: r.reply_deleted_at,
+          }),
+        )
+    const messages = page.map((v) => serializeMessage(v, { watermarks, starred, replies }))
+    return {
+      messages,
+      total: messages.length,
+      limit,
+      has_more: rows.length > limit,
+      last_seq: Number(membership.last_seq),
+      last_read_seq: Number(membership.last_read_seq),
+    }
+  }
+  const membership = await requireMembership(deps, conversationId, userId)
   const seqOfId = async (id: string) => {
     const [m] = await findMessageViews(deps.database, [id])
     if (!m || m.conversation_id !== conversationId) throw messageErrors.notFound()

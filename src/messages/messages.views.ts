@@ -44,7 +44,9 @@ export type MessageContext = {
 }
 
 /** The reply preview of a message ("Media" for empty content, as the app shows it). */
-export const replyPreview = (m: MessageView): ReplyPreview => ({
+export const replyPreview = (
+  m: Pick<MessageView, "id" | "sender_name" | "sender_phone" | "content" | "deleted_at">,
+): ReplyPreview => ({
   id: m.id,
   sender_name: m.sender_name ?? m.sender_phone,
   content: m.deleted_at !== null ? "" : m.content || "Media",
