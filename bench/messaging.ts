@@ -5,6 +5,7 @@
  *   bun bench/messaging.ts [--targets sqlite-full,sqlite-normal,postgres] [--seconds 8] [--concurrency 32]
  *                          [--read-seconds 3] [--only send|reads] [--json out.json] [--profile]
  *                          [--rate 5000[,3000]]   (sends: also an open-loop run at each fixed rate, see runRate)
+ *                          [--pg-work urge_bench_msg_work]   (the Postgres copy's name: one per bench running at once)
  *
  * Each target runs on a throwaway copy of the dataset (SQLite: a file copy; Postgres: CREATE DATABASE …
  * TEMPLATE), so runs are repeatable; the copy is removed at the end. Beside the server figures, the same run
@@ -389,7 +390,7 @@ async function runTarget(target: string) {
       for (const s of ["", "-wal", "-shm"]) rmSync(work + s, { force: true })
     }
   } else {
-    const name = "urge_bench_msg_work"
+    const name = opts["pg-work"] ?? "urge_bench_msg_work"
     await dropPostgresDatabase(name)
     await postgresAdmin(`create database ${name} template ${meta.location}`)
     env = { URGE_DATABASE_URL: postgresUrl(name), URGE_DATABASE_POOL_SIZE: opts["pool-size"] ?? "10" }
