@@ -241,12 +241,21 @@ async function withCpu(
   return { result, cpu }
 }
 
-/** CPU seconds used so far by every postgres process on this machine (the bench's backends among them). */
+/**
+ * CPU seconds used so far by the postgres processes on this machine: the bench's backends and the shared ones
+ * (WAL writer, checkpointer…), not the client backends of other databases (other benches running at once).
+ */
 function postgresCpuSeconds(): number {
   let total = 0
+  const workDb = opts["pg-work"] ?? "urge_bench_msg_work"
   for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d)))
     try {
-      if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "postgres") total += cpuSeconds(Number(pid))
+      if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== "postgres") continue
+      // A client backend's title: "postgres: <cluster>: <user> <database> <host>(<port>) <state>".
+      const db = /^postgres: \S+: \S+ (\S+) \S+\(\d+\)/.exec(
+        readFileSync(`/proc/${pid}/cmdline`, "utf8"),
+      )?.[1]
+      if (db === undefined || db === workDb) total += cpuSeconds(Number(pid))
     } catch {} // the process ended meanwhile
   return total
 }
