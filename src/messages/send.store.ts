@@ -350,6 +350,8 @@ async function storePostgres(
   })
   // The batch's feed positions in item order (the multiset is what the transaction holds; see appendChanges).
   const positions = created.map((c) => c.pos).sort((a, b) => a - b)
-  created.forEach((c, k) => (outcomes[c.index] = { kind: "stored", id: c.id, seq: c.seq, pos: positions[k]! }))
+  created.forEach(
+    (c, k) => (outcomes[c.index] = { kind: "stored", id: c.id, seq: c.seq, pos: positions[k]! }),
+  )
   return { outcomes, senders }
 }
