@@ -1,8 +1,8 @@
 /**
  * The send batch's store alone (`storeSends`, no HTTP), on a copy of the Postgres messaging dataset: batches of
  * fresh sends by the sample users into their own conversations, one batch at a time as the write batcher runs
- * them. Prints, per message, the CPU of this process (the pg client and the batch's JS) and of the database's
- * backends plus Postgres' shared processes (WAL writer…), so it stays comparable on a busy machine.
+ * them. Prints, per message, the CPU of this process (the pg client and the batch's JS), of the database's
+ * backends and of Postgres' shared processes (WAL writer…), so it stays comparable on a busy machine.
  *
  *   bun bench/send-store.ts [--batch 16,64] [--batches 300] [--rounds 2] [--pg-work urge_bench_send_store]
  */
@@ -47,18 +47,21 @@ const procCpu = (pid: number | string) => {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
   return (Number(f[11]) + Number(f[12])) / ticks
 }
-/** The work database's backends and Postgres' shared processes, not other databases' backends. */
+/** CPU of the work database's backends, and of Postgres' shared processes (WAL writer, checkpointer…: other
+ * databases' work lands there too on a shared machine); not other databases' backends. */
 const postgresCpu = () => {
-  let total = 0
+  let backends = 0
+  let shared = 0
   for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d)))
     try {
       if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== "postgres") continue
       const db = /^postgres: \S+: \S+ (\S+) \S+\(\d+\)/.exec(
         readFileSync(`/proc/${pid}/cmdline`, "utf8"),
       )?.[1]
-      if (db === undefined || db === name) total += procCpu(pid)
+      if (db === name) backends += procCpu(pid)
+      else if (db === undefined) shared += procCpu(pid)
     } catch {} // ended meanwhile
-  return total
+  return { backends, shared }
 }
 const selfCpu = () => {
   const u = process.cpuUsage()
@@ -88,8 +91,10 @@ const item = (): StoreItem => {
 try {
   // Warm-up: every pooled connection prepares its statements.
   for (let i = 0; i < 20; i++) await storeSends(deps, Array.from({ length: 16 }, item), Date.now())
-  console.log("| batch | messages | wall ms per batch | client CPU µs/msg | postgres CPU µs/msg | load |")
-  console.log("|---|---|---|---|---|---|")
+  console.log(
+    "| batch | messages | wall ms per batch | client CPU µs/msg | postgres backends CPU µs/msg | postgres shared processes µs/msg | load |",
+  )
+  console.log("|---|---|---|---|---|---|---|")
   for (let r = 0; r < rounds; r++)
     for (const size of sizes) {
       const work = Array.from({ length: batches }, () => Array.from({ length: size }, item))
@@ -102,10 +107,12 @@ try {
           throw new Error(`not stored: ${JSON.stringify(outcomes)}`)
       }
       const wall = performance.now() - t0
+      const p1 = postgresCpu()
       const n = size * batches
+      const per = (seconds: number) => fmt((seconds * 1e6) / n, 0)
       const load = readFileSync("/proc/loadavg", "utf8").split(" ")[0]
       console.log(
-        `| ${size} | ${n} | ${fmt(wall / batches)} | ${fmt(((selfCpu() - c0) * 1e6) / n, 0)} | ${fmt(((postgresCpu() - p0) * 1e6) / n, 0)} | ${load} |`,
+        `| ${size} | ${n} | ${fmt(wall / batches)} | ${per(selfCpu() - c0)} | ${per(p1.backends - p0.backends)} | ${per(p1.shared - p0.shared)} | ${load} |`,
       )
     }
 } finally {
