@@ -116,7 +116,7 @@ describe("sending", () => {
       post(u!, id, "again", { client_message_id: "burst-old" }),
       post(outsider!, "no-such-conversation", "nowhere"),
       post(v!, id, "v1 again", { client_message_id: "burst-new" }),
-      post(u!, id, "u2"),
+      post(u!, id, "u2 \ud83d"),
     ])
     expect(answers.map((a) => a.status)).toEqual([200, 403, 200, 200, 404, 200, 200])
     expect(answers[1]!.body.code).toBe("conversation.not_member")
@@ -125,7 +125,8 @@ describe("sending", () => {
     expect(answers[5]!.body.id).toBe(answers[2]!.body.id)
     const all = await history(server, u!, id)
     expect(all.map((m) => m.seq)).toEqual([1, 2, 3, 4])
-    expect(all.map((m) => m.content).sort()).toEqual(["stored before", "u1", "u2", "v1"])
+    // A lone surrogate (valid in a JSON string, not in UTF-8) is stored as U+FFFD.
+    expect(all.map((m) => m.content).sort()).toEqual(["stored before", "u1", "u2 \ufffd", "v1"])
     // Each sender's read watermark is their newest message: only what came after it is unread.
     for (const who of [u!, v!]) {
       const own = Math.max(...all.filter((m) => m.sender_id === who.user.id).map((m) => m.seq))

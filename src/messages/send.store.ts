@@ -238,32 +238,31 @@ const adminRolesSql = groupRoles
 const pgSend = `with a as materialized (
     select t.*, ${accessColumns},
       t.k is not null and exists(select 1 from messages m where m.sender_id = t.u and m.client_message_id = t.k) as stored
-    from unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-      $9::text[], $10::integer[], $11::text[], $12::boolean[], $13::boolean[])
-      as t(ord, c, u, k, id, content, mtype, media, thumb, audio, reply, enc, fwd)
+    from json_to_recordset($1::json) as t(ord integer, c text, u text, k text, id text, content text, mtype text,
+      media text, thumb text, audio integer, reply text, enc boolean, fwd boolean)
     ${accessJoins}),
   ok as (select * from a where role is not null and not stored and not blocked_them and not blocked_me
     and not (type = 'GROUP' and coalesce(admins_only, false) and role not in (${adminRolesSql}))),
   n as (select c, count(*) as n, (array_agg(id order by ord desc))[1] as last_id from ok group by c),
   lk as materialized (select id from conversations where id in (select c from n) order by id for update),
-  b as (update conversations c set last_seq = c.last_seq + n.n, last_message_id = n.last_id, last_message_at = $14,
-      updated_at = $14
+  b as (update conversations c set last_seq = c.last_seq + n.n, last_message_id = n.last_id, last_message_at = $2,
+      updated_at = $2
     from n where c.id = n.c and c.id in (select id from lk) returning c.id, c.last_seq - n.n as base),
   ins as (insert into messages (id, conversation_id, seq, sender_id, client_message_id, content, message_type,
       media_url, thumbnail_url, audio_duration, reply_to_id, is_encrypted, is_forwarded, created_at, updated_at)
     select ok.id, ok.c, b.base + row_number() over (partition by ok.c order by ok.ord), ok.u, ok.k, ok.content,
-      ok.mtype, ok.media, ok.thumb, ok.audio, ok.reply, ok.enc, ok.fwd, $14, $14
+      ok.mtype, ok.media, ok.thumb, ok.audio, ok.reply, ok.enc, ok.fwd, $2, $2
     from ok join b on b.id = ok.c
     returning id, conversation_id, seq, sender_id),
   rd as (update conversation_members m set last_read_seq = t.seq,
-      last_delivered_seq = greatest(m.last_delivered_seq, t.seq), updated_at = $14
+      last_delivered_seq = greatest(m.last_delivered_seq, t.seq), updated_at = $2
     from (select conversation_id as c, sender_id as u, max(seq) as seq from ins group by 1, 2) t
     where m.conversation_id = t.c and m.user_id = t.u and m.last_read_seq < t.seq
     returning 1),
-  fl as materialized (select pg_advisory_xact_lock($15) from (select count(*) as n from ins) i,
+  fl as materialized (select pg_advisory_xact_lock($3) from (select count(*) as n from ins) i,
     (select count(*) from rd) r where i.n > 0),
   fd as (insert into changes (conversation_id, kind, message_id, created_at)
-    select ins.conversation_id, 'message.created', ins.id, $14 from ins join ok on ok.id = ins.id, fl order by ok.ord
+    select ins.conversation_id, 'message.created', ins.id, $2 from ins join ok on ok.id = ins.id, fl order by ok.ord
     returning pos, message_id)
   select a.ord, a.type, a.role, a.admins_only, a.blocked_them, a.blocked_me, a.stored, ins.seq, fd.pos,
     u.display_name, u.phone_number, u.avatar_url
@@ -291,9 +290,32 @@ async function storePostgres(
     if (owners[index] !== null) outcomes[index] = { kind: "duplicate", ownerIndex: owners[index]! }
     else batch.push(index)
   })
+  // The items as one JSON parameter: pg serializes thirteen array parameters in JS (~0.9 ms of client CPU for
+  // a batch of 64, against ~0.1 ms for this JSON; measured on Bun), JSON.stringify is native. Lone surrogates
+  // become U+FFFD, as pg's UTF-8 encoding of a text parameter does (Postgres refuses them in JSON).
+  const text = (s: string | null) => (s === null || s.isWellFormed() ? s : s.toWellFormed())
   // Ids in item order (UUIDv7: id order follows seq); one per item, used only if it is stored.
-  const ids = batch.map(() => Bun.randomUUIDv7())
-  const col = <T>(f: (item: StoreItem) => T) => batch.map((index) => f(items[index]!))
+  const ids: string[] = []
+  const rowsIn = batch.map((index) => {
+    const i = items[index]!
+    const id = Bun.randomUUIDv7()
+    ids.push(id)
+    return {
+      ord: index,
+      c: text(i.conversationId),
+      u: i.senderId,
+      k: text(i.clientMessageId),
+      id,
+      content: text(i.content),
+      mtype: i.type,
+      media: text(i.mediaUrl),
+      thumb: text(i.thumbnailUrl),
+      audio: i.audioDuration,
+      reply: text(i.replyToId),
+      enc: i.isEncrypted,
+      fwd: i.isForwarded,
+    }
+  })
   const client = await deps.database.pool!.connect()
   let rows: PgSendRow[]
   try {
@@ -301,23 +323,7 @@ async function storePostgres(
       await client.query<PgSendRow>({
         name: "send.batch",
         text: pgSend,
-        values: [
-          batch,
-          col((i) => i.conversationId),
-          col((i) => i.senderId),
-          col((i) => i.clientMessageId),
-          ids,
-          col((i) => i.content),
-          col((i) => i.type),
-          col((i) => i.mediaUrl),
-          col((i) => i.thumbnailUrl),
-          col((i) => i.audioDuration),
-          col((i) => i.replyToId),
-          col((i) => i.isEncrypted),
-          col((i) => i.isForwarded),
-          now,
-          feedLockKey,
-        ],
+        values: [JSON.stringify(rowsIn), now, feedLockKey],
       })
     ).rows
   } finally {
