@@ -7,6 +7,7 @@
  *                          [--rate 5000[,3000]]   (sends: also an open-loop run at each fixed rate, see runRate)
  *                          [--phases history,list,search]   (reads: only the phases whose name contains one)
  *                          [--pg-template db]   (copy this database instead of the dataset's, see loadMeta)
+ *                          [--pg-work name]   (the Postgres copy's name; default urge_bench_msg_work_<pid>)
  *
  * Each target runs on a throwaway copy of the dataset (SQLite: a file copy; Postgres: CREATE DATABASE …
  * TEMPLATE), so runs are repeatable; the copy is removed at the end. Beside the server figures, the same run
@@ -429,7 +430,7 @@ async function runTarget(target: string) {
     }
   } else {
     // Per run: benches of several people may share the Postgres server.
-    const name = `urge_bench_msg_work_${process.pid}`
+    const name = opts["pg-work"] ?? `urge_bench_msg_work_${process.pid}`
     postgresWorkName = name
     await dropPostgresDatabase(name)
     await postgresAdmin(`create database ${name} template ${meta.location}`)

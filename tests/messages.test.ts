@@ -99,6 +99,42 @@ describe("sending", () => {
     expect(eventsNamed("message:received").filter((e) => e.data.id === burst[0].id)).toHaveLength(1)
   })
 
+  test("a burst mixing sends, refusals and repeated client ids: each gets its own answer, seqs stay gap-free", async () => {
+    const [u, v, outsider] = await signUpMany(server, 3, "Burst")
+    const id = await directChat(server, u!, v!)
+    const stored = await send(server, u!, id, "stored before", { client_message_id: "burst-old" })
+    const post = (who: SignedUpUser, conversationId: string, content: string, extra = {}) =>
+      server.api("POST", "/api/messages", {
+        token: who.accessToken,
+        body: { conversation_id: conversationId, content, ...extra },
+      })
+    // Sent at once, so they share send batches: each answer must be the one its own request deserves.
+    const answers = await Promise.all([
+      post(u!, id, "u1"),
+      post(outsider!, id, "not a member"),
+      post(v!, id, "v1", { client_message_id: "burst-new" }),
+      post(u!, id, "again", { client_message_id: "burst-old" }),
+      post(outsider!, "no-such-conversation", "nowhere"),
+      post(v!, id, "v1 again", { client_message_id: "burst-new" }),
+      post(u!, id, "u2 \ud83d"),
+    ])
+    expect(answers.map((a) => a.status)).toEqual([200, 403, 200, 200, 404, 200, 200])
+    expect(answers[1]!.body.code).toBe("conversation.not_member")
+    expect(answers[3]!.body.id).toBe(stored.id)
+    expect(answers[3]!.body.content).toBe("stored before")
+    expect(answers[5]!.body.id).toBe(answers[2]!.body.id)
+    const all = await history(server, u!, id)
+    expect(all.map((m) => m.seq)).toEqual([1, 2, 3, 4])
+    // A lone surrogate (valid in a JSON string, not in UTF-8) is stored as U+FFFD.
+    expect(all.map((m) => m.content).sort()).toEqual(["stored before", "u1", "u2 \ufffd", "v1"])
+    // Each sender's read watermark is their newest message: only what came after it is unread.
+    for (const who of [u!, v!]) {
+      const own = Math.max(...all.filter((m) => m.sender_id === who.user.id).map((m) => m.seq))
+      const state = await server.api("GET", `/api/conversations/${id}`, { token: who.accessToken })
+      expect(state.body.unread_count).toBe(4 - own)
+    }
+  })
+
   test("message:received is announced with both cases, type, replyTo and a cursor", async () => {
     const original = await send(server, bob, chat, "ping")
     const m = await send(server, alice, chat, "pong", { reply_to_id: original.id })
