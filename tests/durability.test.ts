@@ -149,4 +149,35 @@ describe("durability", () => {
       })
     },
   )
+
+  // SQLite indexes search after the send (src/messages/search.indexer.ts) and a search first indexes what is
+  // pending. Another process holding the write lock past busy_timeout (a CLI, a backup) makes that fail: the
+  // search still answers, from the index as it is, and the messages are found once the lock is gone.
+  test.if(dialectUnderTest === "sqlite")(
+    "search answers while another process holds the write lock, and catches up after",
+    async () => {
+      const server = await startTestServer({ config: { "database.busy_timeout": 200 } })
+      cleanups.push(() => server.stop())
+      await server.deps.searchIndex.stop() // only the search's own catch-up indexes from here
+      const [a, b] = [await signUp(server, { displayName: "A" }), await signUp(server, { displayName: "B" })]
+      const conversationId = await directChat(server, a!, b!)
+      const search = async () => {
+        const res = await server.api("GET", "/api/messages/search?q=lemur", { token: b!.accessToken })
+        expect(res.status).toBe(200)
+        return res.body.messages.map((m: any) => m.content)
+      }
+      await send(server, a!, conversationId, "lemur one")
+      expect(await search()).toEqual(["lemur one"])
+      await send(server, a!, conversationId, "lemur two")
+      const other = new Database(join(server.deps.config.data.dir, "urge.db"))
+      other.exec("begin immediate")
+      try {
+        expect(await search()).toEqual(["lemur one"])
+      } finally {
+        other.exec("rollback")
+        other.close()
+      }
+      expect(await search()).toEqual(["lemur two", "lemur one"])
+    },
+  )
 })

@@ -18,7 +18,7 @@ import type { Logger } from "../logger.ts"
  * was written inside the send. Postgres indexes in the row itself (a generated tsvector): nothing to do.
  */
 export type SearchIndexer = {
-  /** Indexes every change committed so far. */
+  /** Indexes every change committed so far (a failure is logged, not thrown). */
   catchUp(): Promise<void>
   /** Indexes in the background, `delayMs` after messages are announced, and once now (after a restart). */
   start(): void
@@ -116,7 +116,10 @@ export function createSearchIndexer(
   return {
     async catchUp() {
       while (running) await running.catch(() => {})
-      if (pending()) await run()
+      // A search is answered from the index as it is rather than failed (a lock held past busy_timeout by
+      // another process, say); the next indexing run takes up from the stored position.
+      if (pending())
+        await run().catch((error) => logger.error("search indexing failed", { error: String(error) }))
     },
     start() {
       unsubscribe ??= events.subscribe((event) => {
