@@ -105,11 +105,14 @@ export function createSearchIndexer(
         running = undefined
       }
     })())
+  // A failed run is logged, never thrown: the next one takes up from the stored position.
+  const runLogged = () =>
+    run().catch((error) => logger.error("search indexing failed", { error: String(error) }))
 
   const schedule = () => {
     timer ??= setTimeout(() => {
       timer = undefined
-      run().catch((error) => logger.error("search indexing failed", { error: String(error) }))
+      void runLogged()
     }, delayMs)
   }
 
@@ -117,9 +120,8 @@ export function createSearchIndexer(
     async catchUp() {
       while (running) await running.catch(() => {})
       // A search is answered from the index as it is rather than failed (a lock held past busy_timeout by
-      // another process, say); the next indexing run takes up from the stored position.
-      if (pending())
-        await run().catch((error) => logger.error("search indexing failed", { error: String(error) }))
+      // another process, say).
+      if (pending()) await runLogged()
     },
     start() {
       unsubscribe ??= events.subscribe((event) => {
