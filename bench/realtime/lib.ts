@@ -94,6 +94,8 @@ export async function startUrgeServer(env: Record<string, string> = {}): Promise
       URGE_LOG_REQUESTS: "false",
       URGE_LOG_LEVEL: "warn",
       ...env,
+      // BENCH_SERVER_ENV="K=V K=V": variables for the URGE server only (e.g. BUN_JSC_logGC=1).
+      ...Object.fromEntries((process.env.BENCH_SERVER_ENV ?? "").split(" ").filter(Boolean).map((kv) => kv.split("="))),
     },
     stdout: "inherit",
     stderr: "inherit",
