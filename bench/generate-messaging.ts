@@ -18,9 +18,7 @@ import pg from "pg"
 import { insertSession } from "../src/auth/sessions.repository.ts"
 import { hashRefreshToken, newRefreshSalt, refreshTokenFor } from "../src/auth/tokens.ts"
 import { openDatabase } from "../src/db/database.ts"
-import { createDomainEvents } from "../src/events.ts"
-import { createLogger } from "../src/logger.ts"
-import { createSearchIndexer } from "../src/messages/search.indexer.ts"
+import { buildSearchIndex, searchDatabasePath } from "../src/messages/search.indexer.ts"
 import { migrateUp } from "../src/db/migrate.ts"
 import type { Database } from "../src/db/schema.ts"
 import {
@@ -240,7 +238,8 @@ let close: () => Promise<void>
 let pool: pg.Pool | null = null
 if (dialect === "sqlite") {
   location = sqliteDataPath
-  for (const suffix of ["", "-wal", "-shm"]) rmSync(location + suffix, { force: true })
+  for (const file of [location, searchDatabasePath(location)])
+    for (const suffix of ["", "-wal", "-shm"]) rmSync(file + suffix, { force: true })
   const handle = openDatabase(benchConfig({ "database.url": `sqlite:${location}`, "data.dir": "." }))
   db = handle.db
   close = handle.close
@@ -514,15 +513,11 @@ await closeSessionDb()
 phase(`${N_SAMPLE} sessions`, t)
 
 if (sqlite) {
-  // SQLite indexes for search after the send (src/messages/search.indexer.ts): the product's own indexer
-  // catches up with the feed, as a server started on this data would.
+  // SQLite search lives in a database of its own (src/messages/search.indexer.ts): built here with the
+  // product's own indexing, as a server started on this data would build it.
   t = performance.now()
   sqlite.close()
-  const handle = openDatabase(benchConfig({ "database.url": `sqlite:${location}`, "data.dir": "." }))
-  handle.sqlite!.exec("PRAGMA synchronous = OFF")
-  const logger = createLogger("warn")
-  await createSearchIndexer(handle, createDomainEvents(logger), logger, "normal").catchUp()
-  await handle.close()
+  buildSearchIndex(location)
   sqlite = new (await import("bun:sqlite")).Database(location, { strict: true })
   phase("search index", t)
 }

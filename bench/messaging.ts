@@ -22,6 +22,7 @@ import { copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 import pg from "pg"
 import { signAccessToken } from "../src/auth/tokens.ts"
+import { searchDatabasePath } from "../src/messages/search.indexer.ts"
 import {
   args,
   type DatasetMeta,
@@ -421,12 +422,15 @@ async function runTarget(target: string) {
   let baseline: () => Promise<void>
   if (dialect === "sqlite") {
     const work = join(outDir, `work-${target}.db`)
-    for (const s of ["", "-wal", "-shm"]) rmSync(work + s, { force: true })
+    const files = [work, searchDatabasePath(work)]
+    for (const f of files) for (const s of ["", "-wal", "-shm"]) rmSync(f + s, { force: true })
     copyFileSync(meta.location, work)
+    // The search index, a database of its own (src/messages/search.indexer.ts).
+    copyFileSync(searchDatabasePath(meta.location), searchDatabasePath(work))
     env = { URGE_DATABASE_URL: `sqlite:${work}`, URGE_DATABASE_DURABILITY: durability }
     baseline = async () => sqliteBaseline(target, work, durability, meta)
     cleanup = async () => {
-      for (const s of ["", "-wal", "-shm"]) rmSync(work + s, { force: true })
+      for (const f of files) for (const s of ["", "-wal", "-shm"]) rmSync(f + s, { force: true })
     }
   } else {
     // Per run: benches of several people may share the Postgres server.

@@ -70,8 +70,11 @@ export function createDeps(config: Config, overrides: DepsOverrides = {}): Deps 
     rateLimits: createRateLimiter(clock, config.rate_limit.enabled),
     media: createMediaStorage(config),
     push: undefined as unknown as PushService,
-    searchIndex: createSearchIndexer(database, events, logger, config.database.durability),
-    close: () => database.close(),
+    searchIndex: createSearchIndexer(database, events, logger, config.database.busy_timeout),
+    close: async () => {
+      await deps.searchIndex.stop()
+      await database.close()
+    },
   }
   deps.push = createPushService(deps, pushDrivers)
   return deps

@@ -174,8 +174,9 @@ afterAll(async () => {
 })
 
 /** Signs a user up through the binary's API (the code comes from its console SMS log) and returns the token. */
+let phones = 0
 async function signUpThrough(server: Awaited<ReturnType<typeof serve>>): Promise<string> {
-  const phone = `+1555${String(Date.now() % 100_000_000).padStart(8, "0")}`
+  const phone = `+1555${String((Date.now() + phones++) % 100_000_000).padStart(8, "0")}`
   const post = (path: string, body: unknown, token?: string) =>
     fetch(server.url + path, {
       method: "POST",
@@ -192,6 +193,34 @@ async function signUpThrough(server: Awaited<ReturnType<typeof serve>>): Promise
     registered.access_token,
   )
   return loggedIn.access_token
+}
+
+/** Calls the binary's API as `token`; returns the status and body. */
+async function call(server: { url: string }, token: string, method: string, path: string, body?: unknown) {
+  const res = await fetch(server.url + path, {
+    method,
+    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  return { status: res.status, body: (await res.json()) as any }
+}
+
+/** The contents the binary's search finds for `word`, as `token`. */
+const searchThrough = async (server: { url: string }, token: string, word: string) =>
+  (await call(server, token, "GET", `/api/messages/search?q=${word}`)).body.messages.map((m: any) => m.content)
+
+/** Two users of the binary, a message between them; returns the reader's token. */
+async function messageThrough(server: Awaited<ReturnType<typeof serve>>, content: string): Promise<string> {
+  const [a, b] = [await signUpThrough(server), await signUpThrough(server)]
+  const other = (await call(server, b, "GET", "/api/auth/me")).body
+  const chat = await call(server, a, "POST", "/api/conversations", {
+    type: "DIRECT",
+    participant_ids: [other.id ?? other.user?.id],
+  })
+  expect(chat.status).toBe(200)
+  const sent = await call(server, a, "POST", "/api/messages", { conversation_id: chat.body.id, content })
+  expect(sent.status).toBe(200)
+  return b
 }
 
 /** Uploads a JPEG carrying EXIF (orientation 6) through multipart; returns the status and body. */
@@ -410,6 +439,9 @@ describe("the binary, from an empty directory with the build tree out of reach",
     async () => {
       const place = freshPlace(await databaseEnv())
       const server = await serve(place)
+      // Search from the binary (on SQLite its index is written by a worker thread, a blob in the binary).
+      const reader = await messageThrough(server, "binary pangolin")
+      expect(await searchThrough(server, reader, "pangolin")).toEqual(["binary pangolin"])
       const created = await run(["backup", "create"], place)
       expect(created).toMatchObject({ code: 0, stderr: "" })
       const file = /^created (\S+) /.exec(created.stdout)?.[1] ?? ""
@@ -435,6 +467,8 @@ describe("the binary, from an empty directory with the build tree out of reach",
       expect(listed.stdout).toContain(file)
       const again = await serve(place)
       expect((await fetch(`${again.url}/health`)).status).toBe(200)
+      // The restore removed the search index (derived from the old messages); it is rebuilt from the restored ones.
+      expect(await searchThrough(again, reader, "pangolin")).toEqual(["binary pangolin"])
       expect(await again.stop("SIGTERM")).toBe(0)
     },
     slow,

@@ -150,11 +150,12 @@ describe("durability", () => {
     },
   )
 
-  // SQLite indexes search after the send (src/messages/search.indexer.ts) and a search first indexes what is
-  // pending. Another process holding the write lock past busy_timeout (a CLI, a backup) makes that fail: the
-  // search still answers, from the index as it is, and the messages are found once the lock is gone.
+  // SQLite indexes search after the send, into a database of its own, from a worker (src/messages/search.indexer.ts),
+  // and a search first waits for what is pending. Another process holding the main database's write lock (a CLI,
+  // a backup) no longer stops it; one holding the search database's lock makes indexing fail: the search still
+  // answers, from the index as it is, and the messages are found once the lock is gone.
   test.if(dialectUnderTest === "sqlite")(
-    "search answers while another process holds the write lock, and catches up after",
+    "search indexes while another process holds the write lock, and answers while the index's lock is held",
     async () => {
       const server = await startTestServer({ config: { "database.busy_timeout": 200 } })
       cleanups.push(() => server.stop())
@@ -169,15 +170,22 @@ describe("durability", () => {
       await send(server, a!, conversationId, "lemur one")
       expect(await search()).toEqual(["lemur one"])
       await send(server, a!, conversationId, "lemur two")
-      const other = new Database(join(server.deps.config.data.dir, "urge.db"))
-      other.exec("begin immediate")
-      try {
-        expect(await search()).toEqual(["lemur one"])
-      } finally {
-        other.exec("rollback")
-        other.close()
+      const holdLock = async (file: string, body: () => Promise<void>) => {
+        const other = new Database(join(server.deps.config.data.dir, file))
+        other.exec("begin immediate")
+        try {
+          await body()
+        } finally {
+          other.exec("rollback")
+          other.close()
+        }
       }
-      expect(await search()).toEqual(["lemur two", "lemur one"])
+      await holdLock("urge.db", async () => expect(await search()).toEqual(["lemur two", "lemur one"]))
+      await send(server, a!, conversationId, "lemur three")
+      await holdLock("urge-search.db", async () =>
+        expect(await search()).toEqual(["lemur two", "lemur one"]),
+      )
+      expect(await search()).toEqual(["lemur three", "lemur two", "lemur one"])
     },
   )
 })

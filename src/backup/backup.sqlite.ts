@@ -4,6 +4,7 @@ import { dirname } from "node:path"
 import { AppError } from "../errors.ts"
 import { draftName, fsyncDir, keepAside, publishNew, stageCopy } from "./backup.files.ts"
 import { assertRestorable, type SchemaVersion, schemaVersion } from "./backup.schema.ts"
+import { searchDatabasePath } from "../messages/search.indexer.ts"
 
 /**
  * SQLite backups are plain SQLite files made with `VACUUM INTO`: one read transaction on the live database, so
@@ -104,6 +105,9 @@ export function restoreSqliteBackup(
       previous = keepAside(databasePath, now)
       for (const suffix of ["-wal", "-shm", "-journal"]) rmSync(databasePath + suffix, { force: true })
     }
+    // The search index is derived from the messages it replaced: the server rebuilds it from the restored ones.
+    const search = searchDatabasePath(databasePath)
+    for (const suffix of ["", "-wal", "-shm"]) rmSync(search + suffix, { force: true })
     renameOver(staged, databasePath)
     return { version, previous }
   } finally {

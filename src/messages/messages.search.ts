@@ -1,7 +1,7 @@
 import { requireMembership } from "../conversations/conversations.access.ts"
 import type { Deps } from "../deps.ts"
 import { badRequest } from "../errors.ts"
-import { postgresQuery, readQuery } from "../db/read-query.ts"
+import { postgresQuery } from "../db/read-query.ts"
 import { findMessageViews, hiddenAmong, type MessageView } from "./messages.repository.ts"
 import { serializeFor } from "./messages.service.ts"
 
@@ -183,16 +183,14 @@ const postgresMatches = postgresQuery<MessageView & { excluded: boolean }>(
 // The newest matches of the words below a rowid, and of those the ones in the caller's conversations. CROSS JOIN
 // and `+` keep the plan hits → messages by rowid: left free, SQLite reads every message of the caller's
 // conversations through messages_conversation_seq instead (13,600 rows for the busiest sample user).
-const scanQuery = readQuery<{ rid: number | null; id: string | null; n: number }>(
-  `with hits as materialized (select rowid as rid from messages_fts where messages_fts match ? and rowid < ? order by rowid desc limit ?)
-   select h.rid, m.id, 0 as n from hits h cross join messages m on m.rid = h.rid
+// Both run on the search index's own connection (search.indexer.ts): the index is `search`, the messages `main`.
+const scanQuery = `with hits as materialized (select rowid as rid from search.messages_fts
+     where messages_fts match ? and rowid < ? order by rowid desc limit ?)
+   select h.rid, m.id, 0 as n from hits h cross join main.messages m on m.rid = h.rid
      where +m.conversation_id in (select value from json_each(?))
-   union all select min(rid), null, count(*) from hits`,
-)
-const conversationsQuery = readQuery<{ rid: number; id: string }>(
-  `select f.rowid as rid, m.id from messages_fts f join messages m on m.rid = f.rowid
-   where f.messages_fts match ? and f.rowid < ? order by f.rowid desc limit ?`,
-)
+   union all select min(rid), null, count(*) from hits`
+const conversationsQuery = `select f.rowid as rid, m.id from search.messages_fts f join main.messages m on m.rid = f.rowid
+   where f.messages_fts match ? and f.rowid < ? order by f.rowid desc limit ?`
 
 /**
  * SQLite: a source of the caller's matches, newest (highest rowid) first, below `before`. Two ways to the same
@@ -201,7 +199,7 @@ const conversationsQuery = readQuery<{ rid: number; id: string }>(
  * FTS5 with the caller's conversations as `conv` tokens (cheap when the caller has few conversations).
  */
 function sqliteSearch(deps: Deps, scope: { id: string }[], words: string[], before?: number) {
-  const h = deps.database
+  const index = deps.searchIndex
   const body = `body : (${words.map((w, i) => (isPrefix(words, i) ? `"${w}"*` : `"${w}"`)).join(" AND ")})`
   const conversations = JSON.stringify(scope.map((s) => s.id))
   const inConversations =
@@ -227,7 +225,12 @@ function sqliteSearch(deps: Deps, scope: { id: string }[], words: string[], befo
         n = Math.min(budget, 8192, Math.max(256, Math.ceil(expected * 1.25)))
       }
       budget -= n
-      const rows = await scanQuery(h, [body, below, n, conversations])
+      const rows = await index.read<{ rid: number | null; id: string | null; n: number }>(scanQuery, [
+        body,
+        below,
+        n,
+        conversations,
+      ])
       const last = rows.find((r) => r.id === null)!
       const matches = rows.filter((r) => r.id !== null) as { rid: number; id: string }[]
       ids.push(...matches.sort((a, b) => b.rid - a.rid))
@@ -238,7 +241,7 @@ function sqliteSearch(deps: Deps, scope: { id: string }[], words: string[], befo
     }
     if (ids.length >= want || !inConversations) return { ids, exhausted: false }
     const need = want - ids.length
-    const rows = await conversationsQuery(h, [inConversations, below, need])
+    const rows = await index.read<{ rid: number; id: string }>(conversationsQuery, [inConversations, below, need])
     ids.push(...rows)
     if (rows.length) below = rows.at(-1)!.rid
     return { ids, exhausted: rows.length < need }
