@@ -21,8 +21,13 @@ export type ServerProcess = {
   url: string
   port: number
   dataDir?: string
+  /** With BENCH_STALLS=1 (URGE only): the event loop's stalls over 5 ms between two epoch times (stall-probe.ts). */
+  stalls?(from: number, to: number): Promise<StallSummary>
   stop(): Promise<void>
 }
+
+/** Stalls of the server's event loop in a window: how many, the longest, and where the time went (ms). */
+export type StallSummary = { count: number; maxMs: number; cpuMs: number; runqueueMs: number; blockedMs: number }
 
 /** What a load client speaks to: the URGE server (native /ws or Socket.IO) or a baseline. */
 export type ServerKind = "urge" | "bun-bare" | "node-sio"
@@ -81,6 +86,9 @@ export async function startUrgeServer(env: Record<string, string> = {}): Promise
   // BENCH_PROFILE=<dir>: the server writes a CPU profile (markdown) there when it stops.
   const profile = process.env.BENCH_PROFILE
   const flags = profile ? ["--cpu-prof-md", `--cpu-prof-dir=${profile}`] : []
+  // BENCH_STALLS=1: the server notes where its event loop stalls (stall-probe.ts).
+  const stallsFile = process.env.BENCH_STALLS === "1" ? join(dataDir, "stalls.json") : undefined
+  if (stallsFile) flags.push("--preload", join(import.meta.dir, "stall-probe.ts"))
   const child = Bun.spawn([bun, ...flags, join(root, "cli/main.ts"), "serve"], {
     cwd: root,
     env: {
@@ -94,6 +102,7 @@ export async function startUrgeServer(env: Record<string, string> = {}): Promise
       URGE_LOG_REQUESTS: "false",
       URGE_LOG_LEVEL: "warn",
       ...env,
+      ...(stallsFile ? { BENCH_STALLS_FILE: stallsFile } : {}),
       // BENCH_SERVER_ENV="K=V K=V": variables for the URGE server only (e.g. BUN_JSC_logGC=1).
       ...Object.fromEntries((process.env.BENCH_SERVER_ENV ?? "").split(" ").filter(Boolean).map((kv) => kv.split("="))),
     },
@@ -108,6 +117,21 @@ export async function startUrgeServer(env: Record<string, string> = {}): Promise
     url,
     port,
     dataDir,
+    stalls: stallsFile
+      ? async (from, to) => {
+          await Bun.sleep(300) // the probe writes every 250 ms
+          const all = JSON.parse(readFileSync(stallsFile, "utf8")) as number[][]
+          const inside = all.filter(([at, late]) => at - late! >= from && at <= to)
+          const sum = (f: (s: number[]) => number) => round(inside.reduce((n, s) => n + f(s), 0), 1)
+          return {
+            count: inside.length,
+            maxMs: round(Math.max(0, ...inside.map((s) => s[1]!)), 1),
+            cpuMs: sum((s) => s[2]!),
+            runqueueMs: sum((s) => s[3]!),
+            blockedMs: sum((s) => Math.max(0, s[1]! + 1 - s[2]! - s[3]!)),
+          }
+        }
+      : undefined,
     async stop() {
       child.kill("SIGTERM")
       const timer = setTimeout(() => child.kill("SIGKILL"), 15_000)

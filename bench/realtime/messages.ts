@@ -140,6 +140,7 @@ export async function directScenario(variant: Variant, sockets: number, rate: nu
     const cpuBefore = cpuSeconds(server.pid)
     const clientCpuBefore = clients.map((c) => cpuSeconds(c.pid))
     const started = performance.now()
+    const startedAt = Date.now()
     const sent = await Promise.all(
       clients.map((c, i) =>
         c.request({ cmd: "send", via, sends: plans[i]!, rate: rate / 2, firstId: i * 1e7 }),
@@ -150,6 +151,7 @@ export async function directScenario(variant: Variant, sockets: number, rate: nu
     const cpu = cpuSeconds(server.pid) - cpuBefore
     // The load clients share the 2 cores with the server: their CPU is part of what the latency waits for.
     const clientCpu = clients.reduce((n, c, i) => n + cpuSeconds(c.pid) - clientCpuBefore[i]!, 0)
+    const stalls = await server.stalls?.(startedAt, Date.now())
     const latencies = stats.flatMap((s) => s.latencies)
     const figure = {
       scenario: "direct",
@@ -168,6 +170,7 @@ export async function directScenario(variant: Variant, sockets: number, rate: nu
       serverCpuUsPerMessage: round((cpu * 1e6) / Math.max(1, latencies.length), 1),
       clientCpuPercent: round((clientCpu / elapsed) * 100, 1),
       serverRssMiB: round(rssBytes(server.pid) / 2 ** 20, 1),
+      ...(stalls ? { serverStalls: stalls } : {}),
       loadavg: round(loadavg()[0]!, 1),
     }
     console.log(JSON.stringify(figure))
