@@ -33,8 +33,10 @@ export type Wal = {
  */
 export const backstopPages = 65536
 
-// The worker is a blob so the single-file binary needs no extra entry point (bun:sqlite is built in).
+// The worker is a blob so the single-file binary needs no extra entry point (bun:sqlite is built in). Niced
+// (this thread only): its copies and fsyncs wait, the event loop does not.
 const checkpointerSource = `
+try { require("node:os").setPriority(10) } catch {}
 const { Database } = require("bun:sqlite")
 let db = null, timer = null
 self.onmessage = (event) => {

@@ -191,8 +191,10 @@ function searchWorker(
 }
 // ---------------------------------------------------------------------------------------------------------
 
-// A blob, so the single-file binary needs no entry point of its own (as for the WAL checkpointer).
-const workerSource = `const { Database } = require("bun:sqlite")
+// A blob, so the single-file binary needs no entry point of its own (as for the WAL checkpointer). Niced (this
+// thread only): on a busy machine indexing takes what CPU the event loop leaves.
+const workerSource = `try { require("node:os").setPriority(10) } catch {}
+const { Database } = require("bun:sqlite")
 const openSearchSchema = ${openSearchSchema.toString()}
 const indexFeed = ${indexFeed.toString()}
 ;(${searchWorker.toString()})(Database, openSearchSchema, indexFeed)`
