@@ -13,13 +13,16 @@ const conversationsInQuery = 1000
 
 /**
  * SQLite: how many newest matches of the words alone (any conversation) may be scanned, per conversation of
- * the caller, before the search asks FTS5 for the caller's conversations instead. Measured on 1M messages
- * (bench/messaging.ts): each `conv` token of that query costs FTS5 about 40 µs of set-up (a seek in every
- * index segment) however few matches follow, each scanned match about 1 µs (a lookup of its conversation).
+ * the caller, before the search asks FTS5 for the caller's conversations instead, for an index of `segments`
+ * segments (search.indexer.ts). Measured on 1M messages (the `conv` query for every sample user, on the index
+ * in 1 and in 12 segments): each `conv` token of that query costs FTS5 about 8 µs plus 5 µs per segment (a
+ * seek in each), however few matches follow; each scanned match about 1.5 µs (a lookup of its conversation).
  * So the scan costs at most what the query it may avoid costs, and answers alone for rare words (all their
  * matches fit) and for callers whose conversations hold many of the matches.
  */
-const scanPerConversation = 40
+const scanPerConversation = (segments: number) => 5 + 3 * segments
+/** SQLite: the scan's first batch (~0.5 ms): all of a rare word's matches. */
+const firstBatch = 512
 
 /** The conversation as an FTS5 token: "c" + the uuid's hex digits (one unicode61 token). */
 const conversationToken = (id: string) => "c" + id.replace(/-/g, "").toLowerCase()
@@ -89,7 +92,9 @@ export async function searchMessages(deps: Deps, userId: string, params: SearchP
   let key = decodeKey(params.cursor)
   const found: MessageView[] = []
   let exhausted = false
-  const sqliteMatches = sqlite ? sqliteSearch(deps, scope!, words, key?.rid) : undefined
+  const sqliteMatches = sqlite
+    ? sqliteSearch(deps, scope!, words, key?.rid, deps.searchIndex.segments())
+    : undefined
   // Filtering after the index (hidden, cleared) may drop rows: fetch on.
   for (let round = 0; round < 20 && found.length <= limit && !exhausted; round++) {
     const want = limit + 1 - found.length + 16
@@ -198,7 +203,13 @@ const conversationsQuery = `select f.rowid as rid, m.id from search.messages_fts
  * the words are rare or the caller's conversations hold many matches), then, from where the scan stopped,
  * FTS5 with the caller's conversations as `conv` tokens (cheap when the caller has few conversations).
  */
-function sqliteSearch(deps: Deps, scope: { id: string }[], words: string[], before?: number) {
+function sqliteSearch(
+  deps: Deps,
+  scope: { id: string }[],
+  words: string[],
+  before: number | undefined,
+  segments: number,
+) {
   const index = deps.searchIndex
   const body = `body : (${words.map((w, i) => (isPrefix(words, i) ? `"${w}"*` : `"${w}"`)).join(" AND ")})`
   const conversations = JSON.stringify(scope.map((s) => s.id))
@@ -206,7 +217,10 @@ function sqliteSearch(deps: Deps, scope: { id: string }[], words: string[], befo
     scope.length <= conversationsInQuery
       ? `conv : (${scope.map((s) => conversationToken(s.id)).join(" OR ")}) AND ${body}`
       : null
-  let budget = inConversations ? scanPerConversation * scope.length : Number.POSITIVE_INFINITY
+  // At least the first batch: a rare word's matches all fit in it, and it costs at most ~0.8 ms.
+  let budget = inConversations
+    ? Math.max(firstBatch, scanPerConversation(segments) * scope.length)
+    : Number.POSITIVE_INFINITY
   let scanned = 0
   let matched = 0
   let below = before ?? Number.MAX_SAFE_INTEGER
@@ -215,7 +229,7 @@ function sqliteSearch(deps: Deps, scope: { id: string }[], words: string[], befo
     while (budget > 0 && ids.length < want) {
       // A first batch (all of a rare word's matches); then scan on only while the share of the caller's
       // conversations among the matches seen so far says `want` is reached within the budget.
-      let n = Math.min(budget, 512)
+      let n = Math.min(budget, firstBatch)
       if (scanned > 0) {
         const expected = ((want - ids.length) * scanned) / Math.max(matched, 1)
         if (expected > budget) {
@@ -241,7 +255,11 @@ function sqliteSearch(deps: Deps, scope: { id: string }[], words: string[], befo
     }
     if (ids.length >= want || !inConversations) return { ids, exhausted: false }
     const need = want - ids.length
-    const rows = await index.read<{ rid: number; id: string }>(conversationsQuery, [inConversations, below, need])
+    const rows = await index.read<{ rid: number; id: string }>(conversationsQuery, [
+      inConversations,
+      below,
+      need,
+    ])
     ids.push(...rows)
     if (rows.length) below = rows.at(-1)!.rid
     return { ids, exhausted: rows.length < need }
