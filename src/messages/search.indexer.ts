@@ -1,6 +1,6 @@
 import { Database as SqliteDatabase } from "bun:sqlite"
 import { CompiledQuery } from "kysely"
-import type { DatabaseHandle } from "../db/database.ts"
+import { type DatabaseHandle, mmapBytes } from "../db/database.ts"
 import type { DomainEvents } from "../events.ts"
 import type { Logger } from "../logger.ts"
 
@@ -431,6 +431,10 @@ export function createSearchIndexer(
         r.exec("pragma cache_size = -32768")
         r.query("attach ? as search").run(searchDatabasePath(database.location))
         r.exec("pragma search.cache_size = -65536")
+        // Every commit of another connection to a file empties this connection's cache of it (the sends, the
+        // worker's indexing): pages come back from the memory map, not read(2) (database.ts).
+        r.exec(`pragma mmap_size = ${mmapBytes}`)
+        r.exec(`pragma search.mmap_size = ${mmapBytes}`)
         reader = r
       }
       return reader.query(sql).all(...(params as never[])) as Row[]
