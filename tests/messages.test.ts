@@ -466,6 +466,31 @@ describe("search", () => {
     expect((await search("q=walrus elsewhere")).messages).toEqual([])
   })
 
+  test("finds the newest match in the caller's least recently active conversation behind many in others", async () => {
+    const [u, ...others] = await signUpMany(server, 19, "Heron")
+    const chats: string[] = []
+    for (const o of others.slice(0, 17)) chats.push(await directChat(server, u!, o!))
+    // Two older matches in each of 16 chats, the newest match in the 17th; then the 16 chats are active again.
+    for (let i = 0; i < 16; i++) {
+      await send(server, others[i]!, chats[i]!, `heron a${i}`)
+      await send(server, others[i]!, chats[i]!, `heron b${i}`)
+    }
+    await send(server, others[16]!, chats[16]!, "heron newest")
+    for (let i = 16; i >= 0; i--) await send(server, u!, chats[i]!, "chatter")
+    // Newer matches than all of them in a conversation the caller is not in (the scan finds none of theirs).
+    const elsewhere = await directChat(server, others[0]!, others[17]!)
+    for (let i = 0; i < 520; i++) await send(server, others[17]!, elsewhere, `heron elsewhere ${i}`)
+    const page = (await server.api("GET", "/api/messages/search?q=heron&limit=5", { token: u!.accessToken }))
+      .body
+    expect(page.messages.map((m: any) => m.content)).toEqual([
+      "heron newest",
+      "heron b15",
+      "heron a15",
+      "heron b14",
+      "heron a14",
+    ])
+  })
+
   test("never returns deleted, hidden or cleared messages, nor edited-away words", async () => {
     const [u, v] = await signUpMany(server, 2, "Gone")
     const id = await directChat(server, u!, v!)
