@@ -1,7 +1,7 @@
 import { requireMembership } from "../conversations/conversations.access.ts"
 import type { Deps } from "../deps.ts"
 import { badRequest } from "../errors.ts"
-import { postgresQuery } from "../db/read-query.ts"
+import { postgresQuery, readQuery } from "../db/read-query.ts"
 import { findMessageViews, hiddenAmong, type MessageView } from "./messages.repository.ts"
 import { serializeFor } from "./messages.service.ts"
 
@@ -65,7 +65,6 @@ function decodeKey(cursor: string | undefined): SearchKey | null {
  * words must match; the last one as a prefix.
  */
 export async function searchMessages(deps: Deps, userId: string, params: SearchParams) {
-  const db = deps.database.db
   // SQLite indexes after the send (search.indexer.ts): first index whatever was committed before this search.
   await deps.searchIndex.catchUp()
   const limit = Math.min(Math.max(Math.trunc(params.limit ?? 50), 1), 100)
@@ -82,13 +81,10 @@ export async function searchMessages(deps: Deps, userId: string, params: SearchP
     const m = await requireMembership(deps, params.conversationId, userId)
     scope = [{ id: m.id, cleared_seq: Number(m.cleared_seq) }]
   } else if (sqlite) {
-    scope = (
-      await db
-        .selectFrom("conversation_members")
-        .select(["conversation_id as id", "cleared_seq"])
-        .where("user_id", "=", userId)
-        .execute()
-    ).map((r) => ({ id: r.id, cleared_seq: Number(r.cleared_seq) }))
+    scope = (await scopeQuery(deps.database, [userId])).map((r) => ({
+      id: r.id,
+      cleared_seq: Number(r.cleared_seq),
+    }))
   }
   const empty = { messages: [], total: 0, limit, has_more: false, next_cursor: null }
   if (words.length === 0 || scope?.length === 0) return empty
@@ -161,6 +157,11 @@ export async function searchMessages(deps: Deps, userId: string, params: SearchP
     next_cursor: hasMore && last?.searchKey ? encodeKey(last.searchKey) : null,
   }
 }
+
+/** SQLite: the caller's conversations with their clear points (a statement of bun:sqlite's cache, not Kysely's builder). */
+const scopeQuery = readQuery<{ id: string; cleared_seq: number }>(
+  "select conversation_id as id, cleared_seq from conversation_members where user_id = ?",
+)
 
 /** Postgres: the first page's cursor, above every (created_at, id). */
 const maxBigint = "9223372036854775807"
