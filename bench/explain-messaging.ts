@@ -22,6 +22,7 @@ import type { Database } from "../src/db/schema.ts"
 import { migrateUp } from "../src/db/migrate.ts"
 import { createDeps, type Deps } from "../src/deps.ts"
 import { searchMessages } from "../src/messages/messages.search.ts"
+import { searchDatabasePath } from "../src/messages/search.indexer.ts"
 import { listConversationMessages, sendMessage } from "../src/messages/messages.service.ts"
 import { listChangesSince } from "../src/sync/sync.service.ts"
 import {
@@ -49,9 +50,12 @@ for (const dialect of dialects) {
   if (dialect === "sqlite") {
     const work = join(outDir, "work-explain.db")
     copyFileSync(meta.location, work)
+    // The search index, a database of its own (src/messages/search.indexer.ts): copied, not rebuilt.
+    copyFileSync(searchDatabasePath(meta.location), searchDatabasePath(work))
     url = `sqlite:${work}`
     cleanup = async () => {
-      for (const s of ["", "-wal", "-shm"]) rmSync(work + s, { force: true })
+      for (const f of [work, searchDatabasePath(work)])
+        for (const s of ["", "-wal", "-shm"]) rmSync(f + s, { force: true })
     }
   } else {
     const name = `urge_bench_msg_explain_${process.pid}`

@@ -3,6 +3,7 @@ import { createHmac } from "node:crypto"
 import { verifyAccessToken } from "../src/auth/auth.plugin.ts"
 import type { DomainEvent } from "../src/events.ts"
 import { type TestServer, startTestServer } from "./helpers/server.ts"
+import { waitFor } from "./helpers/wait.ts"
 import { lastCodeFor, requestCode, signUp, uniquePhone } from "./helpers/users.ts"
 
 // argon2id (64 MiB per hash) on a loaded 2-core machine can take seconds: no speed is asserted here.
@@ -253,6 +254,22 @@ describe("access tokens", () => {
 
   test("valid token works", async () => {
     expect(await status(alice.accessToken)).toBe(200)
+  })
+
+  test("a request a minute or more after the last marks the session used", async () => {
+    const user = await signUp(server)
+    const lastUsed = async () =>
+      (await server.api("GET", "/api/auth/sessions", { token: user.accessToken })).body.sessions[0]
+        .last_used_at as string
+    const before = await lastUsed()
+    server.clock.advance(61_000)
+    expect(await status(user.accessToken)).toBe(200)
+    // Written off the request's path.
+    const after = (await waitFor(async () => {
+      const t = await lastUsed()
+      return t !== before && t
+    })) as string
+    expect(Date.parse(after) - Date.parse(before)).toBe(61_000)
   })
 
   test("missing, malformed, garbage → 401", async () => {

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "
 import type { DomainEvent } from "../src/events.ts"
 import { directChat, group, history, send, signUpMany } from "./helpers/messaging.ts"
 import { type TestServer, startTestServer } from "./helpers/server.ts"
+import { waitFor } from "./helpers/wait.ts"
 import type { SignedUpUser } from "./helpers/users.ts"
 
 // Real servers, real databases, child processes: generous on a loaded CI machine.
@@ -465,6 +466,31 @@ describe("search", () => {
     expect((await search("q=walrus elsewhere")).messages).toEqual([])
   })
 
+  test("finds the newest match in the caller's least recently active conversation behind many in others", async () => {
+    const [u, ...others] = await signUpMany(server, 19, "Heron")
+    const chats: string[] = []
+    for (const o of others.slice(0, 17)) chats.push(await directChat(server, u!, o!))
+    // Two older matches in each of 16 chats, the newest match in the 17th; then the 16 chats are active again.
+    for (let i = 0; i < 16; i++) {
+      await send(server, others[i]!, chats[i]!, `heron a${i}`)
+      await send(server, others[i]!, chats[i]!, `heron b${i}`)
+    }
+    await send(server, others[16]!, chats[16]!, "heron newest")
+    for (let i = 16; i >= 0; i--) await send(server, u!, chats[i]!, "chatter")
+    // Newer matches than all of them in a conversation the caller is not in (the scan finds none of theirs).
+    const elsewhere = await directChat(server, others[0]!, others[17]!)
+    for (let i = 0; i < 520; i++) await send(server, others[17]!, elsewhere, `heron elsewhere ${i}`)
+    const page = (await server.api("GET", "/api/messages/search?q=heron&limit=5", { token: u!.accessToken }))
+      .body
+    expect(page.messages.map((m: any) => m.content)).toEqual([
+      "heron newest",
+      "heron b15",
+      "heron a15",
+      "heron b14",
+      "heron a14",
+    ])
+  })
+
   test("never returns deleted, hidden or cleared messages, nor edited-away words", async () => {
     const [u, v] = await signUpMany(server, 2, "Gone")
     const id = await directChat(server, u!, v!)
@@ -495,6 +521,44 @@ describe("search", () => {
     await send(server, v!, id, "zebra last")
     expect((await server.api("DELETE", `/api/groups/${g}`, { token: u!.accessToken })).status).toBe(200)
     expect(await q(u!, "zebra")).toEqual(["zebra last", "zebra after"])
+  })
+
+  test("answers the same once the index is merged while the server is idle", async () => {
+    const [u, v] = await signUpMany(server, 2, "Merge")
+    const id = await directChat(server, u!, v!)
+    const sent: { id: string }[] = []
+    // Each search first indexes what is pending: on SQLite every round below is an index segment of its own.
+    for (let i = 0; i < 12; i++) {
+      sent.push(await send(server, i % 2 ? u! : v!, id, `otter round ${i} ${i % 3 ? "kelp" : "clam"}`))
+      await server.api("GET", "/api/messages/search?q=otter", { token: u!.accessToken })
+    }
+    const q = async (query: string) =>
+      (await server.api("GET", `/api/messages/search?${query}`, { token: u!.accessToken })).body
+    const pages = async () => {
+      const p1 = await q("q=otter&limit=5")
+      const p2 = await q(`q=otter&limit=5&cursor=${p1.next_cursor}`)
+      const words = await q("q=otter ke")
+      return [p1, p2, words].map((p) => p.messages.map((m: any) => m.content))
+    }
+    const before = await pages()
+    expect(before[0]).toHaveLength(5)
+    expect(before[2]).toHaveLength(8)
+    const segments = server.deps.searchIndex.segments()
+    if (server.deps.database.dialect === "sqlite") {
+      // The merger runs once the indexer has been idle a second (search.indexer.ts).
+      await waitFor(() => server.deps.searchIndex.segments() < segments, 15_000, "the idle merge")
+    }
+    expect(await pages()).toEqual(before)
+    // Deletes and edits still apply on the merged index.
+    await server.api("DELETE", `/api/messages/${sent[11]!.id}`, { token: u!.accessToken })
+    await server.api("PUT", `/api/messages/${sent[10]!.id}`, {
+      token: v!.accessToken,
+      body: { content: "seal" },
+    })
+    expect((await q("q=otter&limit=2")).messages.map((m: any) => m.content)).toEqual([
+      "otter round 9 clam",
+      "otter round 8 kelp",
+    ])
   })
 
   test("edits and deletes apply to search in the order they happened, indexed or not yet", async () => {

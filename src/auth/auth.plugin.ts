@@ -2,7 +2,7 @@ import { Elysia } from "elysia"
 import type { Deps } from "../deps.ts"
 import { unauthorized } from "../errors.ts"
 import type { Principal } from "./auth.service.ts"
-import { findSessionForAuth } from "./sessions.repository.ts"
+import { findSessionForAuth, touchLastUsed } from "./sessions.repository.ts"
 import { decodeAccessToken } from "./tokens.ts"
 
 export type { Principal } from "./auth.service.ts"
@@ -35,13 +35,7 @@ export async function verifyAccessToken(
   if (!session || session.user_id !== claims.sub || session.ended_at !== null || session.expires_at <= now)
     throw unauthorized("auth.session_ended", "This session has ended. Please log in again.")
   if (now - session.last_used_at > touchEveryMs)
-    // Best effort and off the request's path: a lost write only makes "last used" a little older.
-    deps.database.db
-      .updateTable("user_sessions")
-      .set({ last_used_at: now })
-      .where("id", "=", claims.sid)
-      .execute()
-      .catch(() => {})
+    touchLastUsed(deps.database, claims.sid, now, deps.config.database.durability)
   return { userId: session.user_id, role: session.role, sessionId: claims.sid }
 }
 

@@ -113,6 +113,29 @@ export async function touchSession(
     .execute()
 }
 
+/**
+ * `last_used_at` of a session seen in use: best effort, off the request's path (a lost write only makes "last
+ * used" a little older). SQLite commits it with `synchronous = NORMAL`: with `database.durability = "full"`
+ * the commit would otherwise fsync the WAL on the event loop (1–12 ms on the bench machine), a stall every
+ * request in flight waits behind; a power loss may take the touch back, never anything acknowledged (a later
+ * fsynced commit covers it anyway). On Kysely's connection, so it never lands inside another request's
+ * open transaction.
+ */
+export function touchLastUsed(h: DatabaseHandle, id: string, now: number, durability: "full" | "normal") {
+  const s = h.sqlite
+  const done = s
+    ? h.db.connection().execute(async () => {
+        if (durability === "full") s.exec("PRAGMA synchronous = NORMAL")
+        try {
+          s.query("update user_sessions set last_used_at = ? where id = ?").run(now, id)
+        } finally {
+          if (durability === "full") s.exec("PRAGMA synchronous = FULL")
+        }
+      })
+    : h.db.updateTable("user_sessions").set({ last_used_at: now }).where("id", "=", id).execute()
+  void done.catch(() => {})
+}
+
 /** A user's live sessions, newest first. */
 export const listLiveSessions = (db: Kysely<Database>, userId: string, now: number) =>
   db

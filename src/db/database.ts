@@ -28,6 +28,9 @@ export type DatabaseHandle = {
 // int8 (bigint) holds our millisecond timestamps and sequence numbers; all fit in a JS number.
 pg.types.setTypeParser(20, (value) => Number(value))
 
+/** SQLite: how much of a database file is read through a memory map (64-bit address space; 1M messages: 0.7 GiB). */
+export const mmapBytes = 2 ** 31
+
 /** Where SQLite lives for this config, or null for Postgres. */
 export function sqlitePath(config: Config): string | null {
   const url = config.database.url
@@ -49,6 +52,10 @@ export function openDatabase(config: Config): DatabaseHandle {
     // 64 MiB of page cache instead of SQLite's 2 MiB: one connection serves every request, and a search or a
     // conversation list on a million messages touches more pages than 2 MiB hold (each miss is a read(2)).
     sqlite.exec("PRAGMA cache_size = -65536")
+    // Pages missing from that cache are read through a memory map of the file rather than read(2) and a copy
+    // each (SQLite maps read-only; writes still go through write(2)): a history page of 50 touches ~50 table
+    // pages, and mapped it costs 25 % less CPU on 1M messages (324–406 against 426–539 µs in-process).
+    sqlite.exec(`PRAGMA mmap_size = ${mmapBytes}`)
     // FULL: every commit is fsynced (survives power loss); NORMAL: WAL survives a crash of the process.
     sqlite.exec(`PRAGMA synchronous = ${config.database.durability === "full" ? "FULL" : "NORMAL"}`)
     const db = new Kysely<Database>({ dialect: new BunSqliteDialect({ database: sqlite }) })

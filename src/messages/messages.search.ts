@@ -1,7 +1,7 @@
 import { requireMembership } from "../conversations/conversations.access.ts"
 import type { Deps } from "../deps.ts"
 import { badRequest } from "../errors.ts"
-import { postgresQuery } from "../db/read-query.ts"
+import { postgresQuery, readQuery } from "../db/read-query.ts"
 import { findMessageViews, hiddenAmong, type MessageView } from "./messages.repository.ts"
 import { serializeFor } from "./messages.service.ts"
 
@@ -13,13 +13,21 @@ const conversationsInQuery = 1000
 
 /**
  * SQLite: how many newest matches of the words alone (any conversation) may be scanned, per conversation of
- * the caller, before the search asks FTS5 for the caller's conversations instead. Measured on 1M messages
- * (bench/messaging.ts): each `conv` token of that query costs FTS5 about 40 µs of set-up (a seek in every
- * index segment) however few matches follow, each scanned match about 1 µs (a lookup of its conversation).
+ * the caller, before the search asks FTS5 for the caller's conversations instead, for an index of `segments`
+ * segments (search.indexer.ts). Measured on 1M messages (the `conv` query for every sample user, on the index
+ * in 1 and in 12 segments): each `conv` token of that query costs FTS5 about 8 µs plus 5 µs per segment (a
+ * seek in each), however few matches follow; each scanned match about 1.5 µs (a lookup of its conversation).
  * So the scan costs at most what the query it may avoid costs, and answers alone for rare words (all their
  * matches fit) and for callers whose conversations hold many of the matches.
  */
-const scanPerConversation = 40
+const scanPerConversation = (segments: number) => 5 + 3 * segments
+/**
+ * SQLite: the scan's first batch (up to 512 matches, ~0.8 ms): all of a rare word's matches. It stays what it
+ * was before the budget followed the segments, 40 per conversation of the caller: fewer, and rare words went to
+ * the `conv` query for callers with a few dozen conversations ("ruzivise" 0.97 → 1.5–2.4 ms of CPU); more, and
+ * a search in one conversation scanned 512 matches of a common word before its one-token `conv` query.
+ */
+const firstBatch = (conversations: number) => Math.min(512, 40 * conversations)
 
 /** The conversation as an FTS5 token: "c" + the uuid's hex digits (one unicode61 token). */
 const conversationToken = (id: string) => "c" + id.replace(/-/g, "").toLowerCase()
@@ -57,7 +65,6 @@ function decodeKey(cursor: string | undefined): SearchKey | null {
  * words must match; the last one as a prefix.
  */
 export async function searchMessages(deps: Deps, userId: string, params: SearchParams) {
-  const db = deps.database.db
   // SQLite indexes after the send (search.indexer.ts): first index whatever was committed before this search.
   await deps.searchIndex.catchUp()
   const limit = Math.min(Math.max(Math.trunc(params.limit ?? 50), 1), 100)
@@ -74,13 +81,10 @@ export async function searchMessages(deps: Deps, userId: string, params: SearchP
     const m = await requireMembership(deps, params.conversationId, userId)
     scope = [{ id: m.id, cleared_seq: Number(m.cleared_seq) }]
   } else if (sqlite) {
-    scope = (
-      await db
-        .selectFrom("conversation_members")
-        .select(["conversation_id as id", "cleared_seq"])
-        .where("user_id", "=", userId)
-        .execute()
-    ).map((r) => ({ id: r.id, cleared_seq: Number(r.cleared_seq) }))
+    scope = (await scopeQuery(deps.database, [userId])).map((r) => ({
+      id: r.id,
+      cleared_seq: Number(r.cleared_seq),
+    }))
   }
   const empty = { messages: [], total: 0, limit, has_more: false, next_cursor: null }
   if (words.length === 0 || scope?.length === 0) return empty
@@ -89,7 +93,9 @@ export async function searchMessages(deps: Deps, userId: string, params: SearchP
   let key = decodeKey(params.cursor)
   const found: MessageView[] = []
   let exhausted = false
-  const sqliteMatches = sqlite ? sqliteSearch(deps, scope!, words, key?.rid) : undefined
+  const sqliteMatches = sqlite
+    ? sqliteSearch(deps, scope!, words, key?.rid, deps.searchIndex.segments())
+    : undefined
   // Filtering after the index (hidden, cleared) may drop rows: fetch on.
   for (let round = 0; round < 20 && found.length <= limit && !exhausted; round++) {
     const want = limit + 1 - found.length + 16
@@ -152,6 +158,11 @@ export async function searchMessages(deps: Deps, userId: string, params: SearchP
   }
 }
 
+/** SQLite: the caller's conversations with their clear points (a statement of bun:sqlite's cache, not Kysely's builder). */
+const scopeQuery = readQuery<{ id: string; cleared_seq: number }>(
+  "select conversation_id as id, cleared_seq from conversation_members where user_id = ?",
+)
+
 /** Postgres: the first page's cursor, above every (created_at, id). */
 const maxBigint = "9223372036854775807"
 
@@ -198,7 +209,13 @@ const conversationsQuery = `select f.rowid as rid, m.id from search.messages_fts
  * the words are rare or the caller's conversations hold many matches), then, from where the scan stopped,
  * FTS5 with the caller's conversations as `conv` tokens (cheap when the caller has few conversations).
  */
-function sqliteSearch(deps: Deps, scope: { id: string }[], words: string[], before?: number) {
+function sqliteSearch(
+  deps: Deps,
+  scope: { id: string }[],
+  words: string[],
+  before: number | undefined,
+  segments: number,
+) {
   const index = deps.searchIndex
   const body = `body : (${words.map((w, i) => (isPrefix(words, i) ? `"${w}"*` : `"${w}"`)).join(" AND ")})`
   const conversations = JSON.stringify(scope.map((s) => s.id))
@@ -206,7 +223,10 @@ function sqliteSearch(deps: Deps, scope: { id: string }[], words: string[], befo
     scope.length <= conversationsInQuery
       ? `conv : (${scope.map((s) => conversationToken(s.id)).join(" OR ")}) AND ${body}`
       : null
-  let budget = inConversations ? scanPerConversation * scope.length : Number.POSITIVE_INFINITY
+  const first = firstBatch(scope.length)
+  let budget = inConversations
+    ? Math.max(first, scanPerConversation(segments) * scope.length)
+    : Number.POSITIVE_INFINITY
   let scanned = 0
   let matched = 0
   let below = before ?? Number.MAX_SAFE_INTEGER
@@ -215,7 +235,7 @@ function sqliteSearch(deps: Deps, scope: { id: string }[], words: string[], befo
     while (budget > 0 && ids.length < want) {
       // A first batch (all of a rare word's matches); then scan on only while the share of the caller's
       // conversations among the matches seen so far says `want` is reached within the budget.
-      let n = Math.min(budget, 512)
+      let n = Math.min(budget, first)
       if (scanned > 0) {
         const expected = ((want - ids.length) * scanned) / Math.max(matched, 1)
         if (expected > budget) {
@@ -241,7 +261,11 @@ function sqliteSearch(deps: Deps, scope: { id: string }[], words: string[], befo
     }
     if (ids.length >= want || !inConversations) return { ids, exhausted: false }
     const need = want - ids.length
-    const rows = await index.read<{ rid: number; id: string }>(conversationsQuery, [inConversations, below, need])
+    const rows = await index.read<{ rid: number; id: string }>(conversationsQuery, [
+      inConversations,
+      below,
+      need,
+    ])
     ids.push(...rows)
     if (rows.length) below = rows.at(-1)!.rid
     return { ids, exhausted: rows.length < need }

@@ -1,6 +1,6 @@
 import { Database as SqliteDatabase } from "bun:sqlite"
 import { CompiledQuery } from "kysely"
-import type { DatabaseHandle } from "../db/database.ts"
+import { type DatabaseHandle, mmapBytes } from "../db/database.ts"
 import type { DomainEvents } from "../events.ts"
 import type { Logger } from "../logger.ts"
 
@@ -34,6 +34,11 @@ export type SearchIndexer = {
   start(): void
   /** Stops the background indexing and the worker (a later `catchUp` starts it again). */
   stop(): Promise<void>
+  /**
+   * The index's segments when last counted (after indexing and after merging). Each `conv` token of a search
+   * costs FTS5 a seek in every segment: the search sizes its scan by this.
+   */
+  segments(): number
 }
 
 /** The search database of the SQLite database at `path`. */
@@ -47,16 +52,37 @@ const delayMs = 50
 const chunk = 1000
 /** How long a search waits for the index to catch up before it answers from the index as it is (a rebuild). */
 const catchUpWaitMs = 5000
+/** How long the worker must have had nothing to index before it merges the index's segments. */
+const mergeIdleMs = 1000
+/** Leaf pages per merge step (FTS5 finishes the term it is in: a common word's postings take one step). */
+const mergeStepPages = 64
 
 const noop: SearchIndexer = {
   catchUp: async () => {},
   read: async () => [],
   start() {},
   stop: async () => {},
+  segments: () => 1,
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// The next three functions also run in the worker, as their source text: no imports, no outer references.
+// The next five functions also run in the worker, as their source text: no imports, no outer references.
+
+/**
+ * The segments of the index: one seek per segment in FTS5's shadow table `messages_fts_idx` (one row per leaf
+ * page, primary key (segid, term)).
+ */
+function countSegments(conn: SqliteDatabase): number {
+  const next = conn.query("select segid from search.messages_fts_idx where segid > ? order by segid limit 1")
+  let n = 0
+  for (
+    let row = next.get(-1) as { segid: number } | null;
+    row;
+    row = next.get(row.segid) as { segid: number } | null
+  )
+    n++
+  return Math.max(n, 1)
+}
 
 /**
  * Creates the search schema on `conn` (`main`: the messages; `search`: the search database), or rebuilds it
@@ -142,14 +168,46 @@ function indexFeed(conn: SqliteDatabase, limit: number): { pos: number; more: bo
   }
 }
 
+/**
+ * One step of FTS5's incremental merge with `usermerge = 2` (any level of the index holding two segments is
+ * merged into the next; up to `pages` leaf pages written, but a term is never split: a common word's postings
+ * take one step of their own). Returns whether there was anything to merge. `usermerge` is a setting FTS5 keeps in
+ * the index (it only applies to this command), set by `mergeSetting` before a round. Run until it returns false, the
+ * index is left with one segment per level, a few on 1M messages, instead of the 8–30 that FTS5's automerge
+ * leaves as it indexes (4 segments of a level merged into one of the next).
+ */
+function mergeStep(conn: SqliteDatabase, pages: number): boolean {
+  const changes = conn.query("select total_changes() as n")
+  const before = (changes.get() as { n: number }).n
+  conn.query("insert into search.messages_fts(messages_fts, rank) values ('merge', ?)").run(pages)
+  // Fewer than two rows written: nothing was left to merge.
+  return (changes.get() as { n: number }).n - before >= 2
+}
+
+const mergeSetting = "insert into search.messages_fts(messages_fts, rank) values ('usermerge', 2)"
+
 /** The worker: opens its connection on `start`, indexes to the feed's end on each `index`, closes on `stop`. */
 function searchWorker(
   Database: typeof SqliteDatabase,
   open: typeof openSearchSchema,
   index: typeof indexFeed,
+  segments: typeof countSegments,
+  mergeOnce: typeof mergeStep,
 ) {
   let conn: SqliteDatabase | null = null
-  let start: { path: string; searchPath: string; busyTimeout: number; version: number; chunk: number }
+  let start: {
+    path: string
+    searchPath: string
+    busyTimeout: number
+    version: number
+    chunk: number
+    mergeIdleMs: number
+    mergeStepPages: number
+    mergeSetting: string
+  }
+  let mergeTimer: ReturnType<typeof setTimeout> | undefined
+  // Bumped by every message: a merge in progress stops after its current step.
+  let round = 0
   // Opened on the first message, and again after a failure (another process holding a lock, say).
   const connection = () => {
     if (conn) return conn
@@ -167,18 +225,50 @@ function searchWorker(
     }
     return (conn = c)
   }
+  // Idle time: FTS5's incremental merge with usermerge = 2 (any level holding two segments is merged into the
+  // next) until it finds nothing to merge, one step per macrotask so that an `index` message comes first.
+  const merge = () => {
+    const mine = ++round
+    const c = connection()
+    c.exec(start.mergeSetting)
+    const next = () => {
+      if (mine !== round) return
+      try {
+        if (!mergeOnce(c, start.mergeStepPages)) return postMessage({ type: "merged", segments: segments(c) })
+        setTimeout(next, 0)
+      } catch (error) {
+        postMessage({ type: "merge failed", error: String(error) })
+      }
+    }
+    next()
+  }
+  const mergeLater = () => {
+    clearTimeout(mergeTimer)
+    mergeTimer = setTimeout(() => {
+      try {
+        merge()
+      } catch (error) {
+        postMessage({ type: "merge failed", error: String(error) })
+      }
+    }, start.mergeIdleMs)
+  }
   ;(globalThis as unknown as { onmessage: (event: MessageEvent) => void }).onmessage = (event) => {
     const message = event.data
+    round++
+    clearTimeout(mergeTimer)
     try {
       if (message.type === "start") {
         start = message
-        const pos = (connection().query("select pos from search.progress where id = 0").get() as { pos: number }).pos
-        postMessage({ type: "indexed", pos })
+        const pos = (
+          connection().query("select pos from search.progress where id = 0").get() as { pos: number }
+        ).pos
+        postMessage({ type: "indexed", pos, segments: segments(connection()) })
       }
       if (message.type === "start" || message.type === "index") {
         let step = index(connection(), start.chunk)
         while (step.more) step = index(connection(), start.chunk)
-        postMessage({ type: "indexed", pos: step.pos })
+        postMessage({ type: "indexed", pos: step.pos, segments: segments(connection()) })
+        mergeLater()
       } else if (message.type === "stop") {
         conn?.close(false)
         conn = null
@@ -197,7 +287,9 @@ const workerSource = `try { require("node:os").setPriority(10) } catch {}
 const { Database } = require("bun:sqlite")
 const openSearchSchema = ${openSearchSchema.toString()}
 const indexFeed = ${indexFeed.toString()}
-;(${searchWorker.toString()})(Database, openSearchSchema, indexFeed)`
+const countSegments = ${countSegments.toString()}
+const mergeStep = ${mergeStep.toString()}
+;(${searchWorker.toString()})(Database, openSearchSchema, indexFeed, countSegments, mergeStep)`
 
 /** Indexes the whole feed of the SQLite database at `path` into its search database, here (the bench's generator). */
 export function buildSearchIndex(path: string): number {
@@ -208,6 +300,9 @@ export function buildSearchIndex(path: string): number {
     openSearchSchema(conn, searchVersion)
     let step = indexFeed(conn, chunk)
     while (step.more) step = indexFeed(conn, chunk)
+    // Merged as a server merges it when idle.
+    conn.exec(mergeSetting)
+    while (mergeStep(conn, mergeStepPages));
     return step.pos
   } finally {
     conn.close(false)
@@ -228,6 +323,7 @@ export function createSearchIndexer(
   let opened: Promise<void> | null = null
   let reader: SqliteDatabase | null = null
   let indexedPos = -1
+  let segmentCount = 1
   let waiters: { pos: number; resolve: () => void }[] = []
   let timer: ReturnType<typeof setTimeout> | undefined
   let unsubscribe: (() => void) | undefined
@@ -246,6 +342,11 @@ export function createSearchIndexer(
     opened = new Promise<void>((resolve) => {
       w.onmessage = (event: MessageEvent) => {
         const message = event.data
+        if (typeof message.segments === "number") segmentCount = message.segments
+        if (message.type === "merged") return
+        // Idle time's work: the index stays as it is, searches go on.
+        if (message.type === "merge failed")
+          return logger.warn("search index merge failed", { error: message.error })
         if (message.type === "indexed") indexedPos = message.pos
         // The search answers from the index as it is (another process may hold the search database's lock).
         else if (message.type === "failed") logger.error("search indexing failed", { error: message.error })
@@ -260,6 +361,9 @@ export function createSearchIndexer(
       busyTimeout,
       version: searchVersion,
       chunk,
+      mergeIdleMs,
+      mergeStepPages,
+      mergeSetting,
     })
     return opened
   }
@@ -275,6 +379,7 @@ export function createSearchIndexer(
         let step = indexFeed(s, chunk)
         while (step.more) step = indexFeed(s, chunk)
         indexedPos = step.pos
+        segmentCount = countSegments(s)
       })
     } catch (error) {
       logger.error("search indexing failed", { error: String(error) })
@@ -325,6 +430,11 @@ export function createSearchIndexer(
         r.exec("pragma query_only = 1")
         r.exec("pragma cache_size = -32768")
         r.query("attach ? as search").run(searchDatabasePath(database.location))
+        r.exec("pragma search.cache_size = -65536")
+        // Every commit of another connection to a file empties this connection's cache of it (the sends, the
+        // worker's indexing): pages come back from the memory map, not read(2) (database.ts).
+        r.exec(`pragma mmap_size = ${mmapBytes}`)
+        r.exec(`pragma search.mmap_size = ${mmapBytes}`)
         reader = r
       }
       return reader.query(sql).all(...(params as never[])) as Row[]
@@ -358,5 +468,6 @@ export function createSearchIndexer(
       w.terminate()
       settle(true)
     },
+    segments: () => segmentCount,
   }
 }
