@@ -7,6 +7,7 @@ import * as m0006 from "./0006_media.ts"
 import * as m0007 from "./0007_push.ts"
 import * as m0008 from "./0008_search_deferred.ts"
 import * as m0009 from "./0009_search_newest_first.ts"
+import * as m0010 from "./0010_search_window.ts"
 
 /**
  * Every migration, in order. Imported statically so the compiled binary carries them (no folder is read at
@@ -21,4 +22,5 @@ export const migrations: Record<string, Migration> = {
   "0007_push": m0007,
   "0008_search_deferred": m0008,
   "0009_search_newest_first": m0009,
+  "0010_search_window": m0010,
 }

@@ -51,8 +51,8 @@ function decodeKey(cursor: string | undefined): SearchKey | null {
 /**
  * Full-text search over the caller's conversations (or one of them), newest match first, paginated by an
  * opaque cursor. SQLite: the conversations are part of the index query (FTS5 `conv` column, after a bounded
- * scan of the newest matches anywhere, see `sqliteSearch`). Postgres: `urge_search_messages` (migration 0009)
- * walks the caller's conversations newest first, or asks GIN on (conversation_id, tsv) for rare words. Deleted
+ * scan of the newest matches anywhere, see `sqliteSearch`). Postgres: `urge_search_messages` (migration 0010)
+ * reads the caller's conversations by windows of time, newest first, or asks GIN for rare words. Deleted
  * messages are not indexed; messages hidden by the caller or before their clear point are filtered out. All
  * words must match; the last one as a prefix.
  */
@@ -120,7 +120,7 @@ export async function searchMessages(deps: Deps, userId: string, params: SearchP
         key?.t ?? maxBigint,
         key?.i ?? "",
         want,
-        params.conversationId ? postgresWalkBudget.one : postgresWalkBudget.all,
+        params.conversationId ? postgresWindowBudget.one : postgresWindowBudget.all,
       ])
       ids = rows.map((r) => ({ id: r.id, key: { t: Number(r.created_at), i: r.id } }))
       exhausted = rows.length < want
@@ -156,16 +156,16 @@ export async function searchMessages(deps: Deps, userId: string, params: SearchP
 const maxBigint = "9223372036854775807"
 
 /**
- * Postgres: how many messages the newest-first walk of `urge_search_messages` (migration 0009) may read before
- * GIN answers instead (and the most it is expected to need, by the words' estimated frequency, to be tried at
- * all). Measured on 1M messages (a harness calling the services on a warm copy, 60 requests per figure, shared
- * machine). Across conversations the walk reads 600–1,400 messages for a word in 20 % of them (Postgres CPU 108
- * → 23 ms per search) but 2,200–5,600 for a word in 3 %, more than GIN costs: such words go to GIN. In one
- * conversation the walk reads only what it needs (~2,200 messages for the 3 % word, 8.8 against GIN's 10.3 ms).
+ * Postgres: how many messages the time windows of `urge_search_messages` (migration 0010) may read before GIN
+ * answers instead (and the most they are expected to need, by the words' estimated frequency, to be tried at
+ * all). A window's message costs ~1–2 µs of Postgres CPU (an index-only row); GIN costs about as much per match
+ * of the words anywhere, plus a heap row per match in the caller's conversations. Measured on 1M messages
+ * (docs/performance.md, "Postgres reads 2"): the busiest sample user (172 conversations, 13,647 messages) reads
+ * ~500 messages for a word in 20 % of messages and ~3,500 for a word in 3 %.
  */
-const postgresWalkBudget = { all: 2000, one: 5000 }
+const postgresWindowBudget = { all: 10000, one: 10000 }
 
-// Postgres: the matches (see migration 0009) with what the page needs of them, in one statement: the message
+// Postgres: the matches (see migration 0010) with what the page needs of them, in one statement: the message
 // with its sender, and whether the caller hid it or cleared it (or left the conversation).
 const postgresMatches = postgresQuery<MessageView & { excluded: boolean }>(
   `select m.id, m.conversation_id, m.seq, m.sender_id, m.client_message_id, m.content, m.message_type,
