@@ -4,6 +4,7 @@ import { badRequest } from "../errors.ts"
 import { postgresQuery, readQuery } from "../db/read-query.ts"
 import { findMessageViews, hiddenAmong, type MessageView } from "./messages.repository.ts"
 import { serializeFor } from "./messages.service.ts"
+import { type ReplyPreview, replyPreview, serializeMessage } from "./messages.views.ts"
 
 /** Query of `GET /messages/search`. */
 export type SearchParams = { q: string; conversationId?: string; limit?: number; cursor?: string }
@@ -141,7 +142,9 @@ export async function searchMessages(deps: Deps, userId: string, params: SearchP
   }
   const hasMore = found.length > limit
   const page = found.slice(0, limit)
-  const messages = await serializeFor(deps.database, page, userId)
+  const messages = sqlite
+    ? await serializeFor(deps.database, page, userId)
+    : (page as PostgresMatch[]).map(serializeMatch)
   const last = page.at(-1) as (MessageView & { searchKey?: SearchKey }) | undefined
   return {
     messages,
@@ -166,19 +169,69 @@ const maxBigint = "9223372036854775807"
 const postgresWindowBudget = { all: 10000, one: 10000 }
 
 // Postgres: the matches (see migration 0010) with what the page needs of them, in one statement: the message
-// with its sender, and whether the caller hid it or cleared it (or left the conversation).
-const postgresMatches = postgresQuery<MessageView & { excluded: boolean }>(
+// with its sender, whether the caller hid it or cleared it (or left the conversation), and what serializing
+// it reads (as `serializeFor` would, in the same round trip): the caller's star, the reply preview (a reply to
+// a message of the same conversation), and the members' watermarks folded into what `statusOf` compares: the
+// highest read and delivered seq among the members other than the sender (read receipts off: never read).
+type PostgresMatch = MessageView & {
+  excluded: boolean
+  is_starred: boolean
+  reply_id: string | null
+  reply_sender_name: string | null
+  reply_sender_phone: string | null
+  reply_content: string | null
+  reply_deleted_at: number | null
+  read_upto: number | null
+  delivered_upto: number | null
+}
+const postgresMatches = postgresQuery<PostgresMatch>(
   `select m.id, m.conversation_id, m.seq, m.sender_id, m.client_message_id, m.content, m.message_type,
      m.media_url, m.thumbnail_url, m.audio_duration, m.reply_to_id, m.is_encrypted, m.is_forwarded, m.edited_at,
      m.deleted_at, m.created_at, m.updated_at, u.display_name as sender_name, u.phone_number as sender_phone,
      u.avatar_url as sender_avatar,
      (cm.cleared_seq is null or m.seq <= cm.cleared_seq
-       or exists (select 1 from message_hides h where h.user_id = $1 and h.message_id = m.id)) as excluded
+       or exists (select 1 from message_hides h where h.user_id = $1 and h.message_id = m.id)) as excluded,
+     exists (select 1 from message_stars st where st.user_id = $1 and st.message_id = m.id) as is_starred,
+     r.id as reply_id, ru.display_name as reply_sender_name, ru.phone_number as reply_sender_phone,
+     r.content as reply_content, r.deleted_at as reply_deleted_at,
+     (select max(case when us.show_read_receipts = false then 0 else w.last_read_seq end)
+        from conversation_members w left join user_settings us on us.user_id = w.user_id
+        where w.conversation_id = m.conversation_id and w.user_id is distinct from m.sender_id) as read_upto,
+     (select max(greatest(w.last_delivered_seq, w.last_read_seq)) from conversation_members w
+        where w.conversation_id = m.conversation_id and w.user_id is distinct from m.sender_id) as delivered_upto
    from urge_search_messages($1, $2, to_tsquery('simple', $3), $4, $5, $6, $7) s
    join messages m on m.id = s.id left join users u on u.id = m.sender_id
    left join conversation_members cm on cm.conversation_id = m.conversation_id and cm.user_id = $1
+   left join messages r on r.id = m.reply_to_id and r.conversation_id = m.conversation_id
+   left join users ru on ru.id = r.sender_id
    order by s.created_at desc, s.id desc`,
 )
+
+/** Postgres: a match as the API returns it, from what its statement read (see `postgresMatches`). */
+function serializeMatch(m: PostgresMatch) {
+  const replies = new Map<string, ReplyPreview>()
+  if (m.reply_id)
+    replies.set(
+      m.reply_id,
+      replyPreview({
+        id: m.reply_id,
+        sender_name: m.reply_sender_name,
+        sender_phone: m.reply_sender_phone,
+        content: m.reply_content ?? "",
+        deleted_at: m.reply_deleted_at,
+      }),
+    )
+  // One watermark standing for every member but the sender (no user id equals it).
+  const watermarks = [
+    {
+      conversation_id: m.conversation_id,
+      user_id: "",
+      last_read_seq: Number(m.read_upto ?? 0),
+      last_delivered_seq: Number(m.delivered_upto ?? 0),
+    },
+  ]
+  return serializeMessage(m, { watermarks, starred: new Set(m.is_starred ? [m.id] : []), replies })
+}
 
 // The newest matches of the words below a rowid, and of those the ones in the caller's conversations. CROSS JOIN
 // and `+` keep the plan hits → messages by rowid: left free, SQLite reads every message of the caller's
