@@ -46,7 +46,7 @@ returns table (id text, created_at bigint)
 language plpgsql as $fn$
 declare
   convs text[];
-  cleared bigint[];
+  cleared jsonb;
   messages_total float8;
   oldest bigint;
   newest bigint;
@@ -63,9 +63,12 @@ declare
   found_at bigint[] := '{}';
   found_id text[] := '{}';
 begin
-  -- The conversations searched (any message after the clear point), how many messages they hold, since when.
-  select array_agg(cm.conversation_id), array_agg(cm.cleared_seq), sum(cv.last_seq - cm.cleared_seq),
-         min(cv.created_at), max(cv.last_message_at)
+  -- The conversations searched (any message after the clear point), the clear points that are set (a jsonb
+  -- object: a key lookup per message, where a join to the array would be planned per call), how many messages
+  -- they hold, since when.
+  select array_agg(cm.conversation_id),
+         coalesce(jsonb_object_agg(cm.conversation_id, cm.cleared_seq) filter (where cm.cleared_seq > 0), '{}'),
+         sum(cv.last_seq - cm.cleared_seq), min(cv.created_at), max(cv.last_message_at)
     into convs, cleared, messages_total, oldest, newest
     from conversation_members cm join conversations cv on cv.id = cm.conversation_id
     where cm.user_id = p_user and (p_conversation is null or cm.conversation_id = p_conversation)
@@ -94,9 +97,9 @@ begin
         from (
           select v.a, v.i from unnest(found_at, found_id) as v(a, i)
           union all
-          select m.created_at, m.id from messages m join unnest(convs, cleared) as c(cid, cl) on c.cid = m.conversation_id
+          select m.created_at, m.id from messages m
             where m.conversation_id = any(convs) and m.created_at >= lo and (m.created_at, m.id) < (hi_at, hi_id)
-              and m.tsv @@ p_query and m.seq > c.cl
+              and m.tsv @@ p_query and m.seq > coalesce((cleared ->> m.conversation_id)::bigint, 0)
           order by 1 desc, 2 desc limit p_want) u;
       if cardinality(found_at) >= p_want or lo = -9223372036854775808 then
         return query select u.i, u.a from unnest(found_at, found_id) as u(a, i) order by u.a desc, u.i desc;
