@@ -9,6 +9,7 @@
  *   bun bench/reads-cpu.ts --db my_copy [--n 150] [--warm 15] [--phases history,list,search] [--seed 42]
  *                          [--pool 10] [--plans]   (--plans: generic/custom plan counts of the pool's statements)
  */
+import { rmSync } from "node:fs"
 import { join } from "node:path"
 import pg from "pg"
 import { verifyAccessToken } from "../src/auth/auth.plugin.ts"
@@ -24,10 +25,11 @@ const dbName = opts.db
 if (!dbName) throw new Error("--db <a copy of the dataset> is required")
 const n = Number(opts.n ?? 200)
 const meta = (await loadMeta("postgres", dbName))!
+const dataDir = join(outDir, `reads-cpu-${process.pid}`)
 const deps = createDeps(
   benchConfig({
     "database.url": postgresUrl(dbName),
-    "data.dir": join(outDir, `reads-cpu-${process.pid}`),
+    "data.dir": dataDir,
     "auth.jwt_secret": meta.jwtSecret,
     "database.pool_size": Number(opts.pool ?? 10),
   } as any),
@@ -135,3 +137,4 @@ if (opts.plans) {
 }
 await admin.end()
 await deps.close()
+rmSync(dataDir, { recursive: true, force: true })
