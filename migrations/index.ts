@@ -8,6 +8,7 @@ import * as m0007 from "./0007_push.ts"
 import * as m0008 from "./0008_search_deferred.ts"
 import * as m0009 from "./0009_search_newest_first.ts"
 import * as m0010 from "./0010_search_database.ts"
+import * as m0011 from "./0011_search_window.ts"
 
 /**
  * Every migration, in order. Imported statically so the compiled binary carries them (no folder is read at
@@ -23,4 +24,5 @@ export const migrations: Record<string, Migration> = {
   "0008_search_deferred": m0008,
   "0009_search_newest_first": m0009,
   "0010_search_database": m0010,
+  "0011_search_window": m0011,
 }

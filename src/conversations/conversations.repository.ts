@@ -103,24 +103,30 @@ export type ListPageRow = MembershipView & {
   last_hidden: boolean
 }
 
-// The page (as `listQuery`) left-joined to its total (as `countQuery`), so an empty page still has a row.
-// Each conversation comes with its first members (as `participantsOf`) and its last message (as
-// `findMessageViews`, `hiddenAmong`), as JSON.
+// The page (as `listQuery`) left-joined to its total (as `countQuery`), so an empty page still has a row. The
+// total is counted with the page (`count(*) over ()`, before the limit); only a page past the end counts
+// again (COALESCE evaluates its second subquery only when the first is null). Each conversation comes with
+// its first members (as `participantsOf`: the first `$5` memberships, then their users; joining users first
+// read every member's user row, ~14 per conversation here) and its last message (as `findMessageViews`,
+// `hiddenAmong`), as JSON.
 const listPageQuery = postgresQuery<ListPageRow & { total: number }>(`
   with page as (
-    ${membershipSelect} where cm.user_id = $1 and cm.archived = $2 and (cm.hidden = false or c.last_seq > cm.cleared_seq)
+    ${membershipSelect.replace(" from conversation_members cm", ", count(*) over () as n from conversation_members cm")}
+    where cm.user_id = $1 and cm.archived = $2 and (cm.hidden = false or c.last_seq > cm.cleared_seq)
     order by case when cm.pinned_at is null then 1 else 0 end, cm.pinned_at desc,
       case when c.last_message_at is null then 1 else 0 end, c.last_message_at desc, c.created_at desc, c.id desc
     limit $3 offset $4
   ), total as (
-    select count(*) as n from conversation_members cm join conversations c on c.id = cm.conversation_id
-    where cm.user_id = $1 and cm.archived = $2 and (cm.hidden = false or c.last_seq > cm.cleared_seq)
+    select coalesce((select p.n from page p limit 1), (
+      select count(*) from conversation_members cm join conversations c on c.id = cm.conversation_id
+      where cm.user_id = $1 and cm.archived = $2 and (cm.hidden = false or c.last_seq > cm.cleared_seq))) as n
   )
   select total.n as total, p.*,
     (select json_agg(x) from (
       select pm.conversation_id, pm.user_id, pm.role, u.display_name, u.phone_number, u.avatar_url, u.last_seen
-      from conversation_members pm join users u on u.id = pm.user_id
-      where pm.conversation_id = p.id order by pm.joined_at, pm.user_id limit $5) x) as participants,
+      from (select pm.conversation_id, pm.user_id, pm.role, pm.joined_at from conversation_members pm
+        where pm.conversation_id = p.id order by pm.joined_at, pm.user_id limit $5) pm
+      join users u on u.id = pm.user_id order by pm.joined_at, pm.user_id) x) as participants,
     (select count(*) from conversation_members pm where pm.conversation_id = p.id) as participant_count,
     (select row_to_json(x) from (
       select lm.id, lm.conversation_id, lm.seq, lm.sender_id, lm.client_message_id, lm.content, lm.message_type,

@@ -4,6 +4,7 @@ import { badRequest } from "../errors.ts"
 import { postgresQuery, readQuery } from "../db/read-query.ts"
 import { findMessageViews, hiddenAmong, type MessageView } from "./messages.repository.ts"
 import { serializeFor } from "./messages.service.ts"
+import { type ReplyPreview, replyPreview, serializeMessage } from "./messages.views.ts"
 
 /** Query of `GET /messages/search`. */
 export type SearchParams = { q: string; conversationId?: string; limit?: number; cursor?: string }
@@ -59,8 +60,8 @@ function decodeKey(cursor: string | undefined): SearchKey | null {
 /**
  * Full-text search over the caller's conversations (or one of them), newest match first, paginated by an
  * opaque cursor. SQLite: the conversations are part of the index query (FTS5 `conv` column, after a bounded
- * scan of the newest matches anywhere, see `sqliteSearch`). Postgres: `urge_search_messages` (migration 0009)
- * walks the caller's conversations newest first, or asks GIN on (conversation_id, tsv) for rare words. Deleted
+ * scan of the newest matches anywhere, see `sqliteSearch`). Postgres: `urge_search_messages` (migration 0011)
+ * reads the caller's conversations by windows of time, newest first, or asks GIN for rare words. Deleted
  * messages are not indexed; messages hidden by the caller or before their clear point are filtered out. All
  * words must match; the last one as a prefix.
  */
@@ -126,7 +127,7 @@ export async function searchMessages(deps: Deps, userId: string, params: SearchP
         key?.t ?? maxBigint,
         key?.i ?? "",
         want,
-        params.conversationId ? postgresWalkBudget.one : postgresWalkBudget.all,
+        params.conversationId ? postgresWindowBudget.one : postgresWindowBudget.all,
       ])
       ids = rows.map((r) => ({ id: r.id, key: { t: Number(r.created_at), i: r.id } }))
       exhausted = rows.length < want
@@ -147,7 +148,9 @@ export async function searchMessages(deps: Deps, userId: string, params: SearchP
   }
   const hasMore = found.length > limit
   const page = found.slice(0, limit)
-  const messages = await serializeFor(deps.database, page, userId)
+  const messages = sqlite
+    ? await serializeFor(deps.database, page, userId)
+    : (page as PostgresMatch[]).map(serializeMatch)
   const last = page.at(-1) as (MessageView & { searchKey?: SearchKey }) | undefined
   return {
     messages,
@@ -167,29 +170,95 @@ const scopeQuery = readQuery<{ id: string; cleared_seq: number }>(
 const maxBigint = "9223372036854775807"
 
 /**
- * Postgres: how many messages the newest-first walk of `urge_search_messages` (migration 0009) may read before
- * GIN answers instead (and the most it is expected to need, by the words' estimated frequency, to be tried at
- * all). Measured on 1M messages (a harness calling the services on a warm copy, 60 requests per figure, shared
- * machine). Across conversations the walk reads 600–1,400 messages for a word in 20 % of them (Postgres CPU 108
- * → 23 ms per search) but 2,200–5,600 for a word in 3 %, more than GIN costs: such words go to GIN. In one
- * conversation the walk reads only what it needs (~2,200 messages for the 3 % word, 8.8 against GIN's 10.3 ms).
+ * Postgres: how many messages the time windows of `urge_search_messages` (migration 0011) may read before GIN
+ * answers instead (and the most they are expected to need, by the words' estimated frequency, to be tried at
+ * all). A window's message costs ~1–2 µs of Postgres CPU (an index-only row); GIN costs about as much per match
+ * of the words anywhere, plus a heap row per match in the caller's conversations. Measured on 1M messages
+ * (docs/performance.md, "Postgres reads 2"): the busiest sample user (172 conversations, 13,647 messages) reads
+ * ~500 messages for a word in 20 % of messages and ~3,500 for a word in 3 %.
  */
-const postgresWalkBudget = { all: 2000, one: 5000 }
+const postgresWindowBudget = { all: 10000, one: 10000 }
 
-// Postgres: the matches (see migration 0009) with what the page needs of them, in one statement: the message
-// with its sender, and whether the caller hid it or cleared it (or left the conversation).
-const postgresMatches = postgresQuery<MessageView & { excluded: boolean }>(
-  `select m.id, m.conversation_id, m.seq, m.sender_id, m.client_message_id, m.content, m.message_type,
-     m.media_url, m.thumbnail_url, m.audio_duration, m.reply_to_id, m.is_encrypted, m.is_forwarded, m.edited_at,
-     m.deleted_at, m.created_at, m.updated_at, u.display_name as sender_name, u.phone_number as sender_phone,
-     u.avatar_url as sender_avatar,
-     (cm.cleared_seq is null or m.seq <= cm.cleared_seq
-       or exists (select 1 from message_hides h where h.user_id = $1 and h.message_id = m.id)) as excluded
-   from urge_search_messages($1, $2, to_tsquery('simple', $3), $4, $5, $6, $7) s
-   join messages m on m.id = s.id left join users u on u.id = m.sender_id
-   left join conversation_members cm on cm.conversation_id = m.conversation_id and cm.user_id = $1
+// Postgres: the matches (see migration 0011) with what the page needs of them, in one statement: the message
+// with its sender, whether the caller hid it or cleared it (or left the conversation), and what serializing
+// it reads (as `serializeFor` would, in the same round trip): the caller's star, the reply preview (a reply to
+// a message of the same conversation), and the members' watermarks folded into what `statusOf` compares: the
+// highest read and delivered seq among the members other than the sender (read receipts off: never read).
+// Each conversation's members are read once (`marks`: the two highest of each with the first one's member),
+// not once per message (67 matches in a group of 60 read 4,000 membership rows).
+type PostgresMatch = MessageView & {
+  excluded: boolean
+  is_starred: boolean
+  reply_id: string | null
+  reply_sender_name: string | null
+  reply_sender_phone: string | null
+  reply_content: string | null
+  reply_deleted_at: number | null
+  read_upto: number | null
+  delivered_upto: number | null
+}
+const postgresMatches = postgresQuery<PostgresMatch>(
+  `with s as materialized (
+     select * from urge_search_messages($1, $2, to_tsquery('simple', $3), $4, $5, $6, $7)
+   ), page as (
+     select m.id, m.conversation_id, m.seq, m.sender_id, m.client_message_id, m.content, m.message_type,
+       m.media_url, m.thumbnail_url, m.audio_duration, m.reply_to_id, m.is_encrypted, m.is_forwarded, m.edited_at,
+       m.deleted_at, m.created_at, m.updated_at, u.display_name as sender_name, u.phone_number as sender_phone,
+       u.avatar_url as sender_avatar,
+       (cm.cleared_seq is null or m.seq <= cm.cleared_seq
+         or exists (select 1 from message_hides h where h.user_id = $1 and h.message_id = m.id)) as excluded,
+       exists (select 1 from message_stars st where st.user_id = $1 and st.message_id = m.id) as is_starred,
+       r.id as reply_id, ru.display_name as reply_sender_name, ru.phone_number as reply_sender_phone,
+       r.content as reply_content, r.deleted_at as reply_deleted_at
+     from s join messages m on m.id = s.id left join users u on u.id = m.sender_id
+     left join conversation_members cm on cm.conversation_id = m.conversation_id and cm.user_id = $1
+     left join messages r on r.id = m.reply_to_id and r.conversation_id = m.conversation_id
+     left join users ru on ru.id = r.sender_id
+   ), marks as (
+     select pc.conversation_id, k.* from (select distinct p.conversation_id from page p) pc
+     cross join lateral (
+       select (array_agg(w.user_id order by w.rd desc))[1] as rd_user, (array_agg(w.rd order by w.rd desc))[1:2] as rd,
+         (array_agg(w.user_id order by w.dl desc))[1] as dl_user, (array_agg(w.dl order by w.dl desc))[1:2] as dl
+       from (
+         select cm.user_id, case when us.show_read_receipts = false then 0 else cm.last_read_seq end as rd,
+           greatest(cm.last_delivered_seq, cm.last_read_seq) as dl
+         from conversation_members cm left join user_settings us on us.user_id = cm.user_id
+         where cm.conversation_id = pc.conversation_id
+       ) w
+     ) k
+   )
+   select p.*,
+     case when k.rd_user is not distinct from p.sender_id then k.rd[2] else k.rd[1] end as read_upto,
+     case when k.dl_user is not distinct from p.sender_id then k.dl[2] else k.dl[1] end as delivered_upto
+   from page p join s on s.id = p.id left join marks k on k.conversation_id = p.conversation_id
    order by s.created_at desc, s.id desc`,
 )
+
+/** Postgres: a match as the API returns it, from what its statement read (see `postgresMatches`). */
+function serializeMatch(m: PostgresMatch) {
+  const replies = new Map<string, ReplyPreview>()
+  if (m.reply_id)
+    replies.set(
+      m.reply_id,
+      replyPreview({
+        id: m.reply_id,
+        sender_name: m.reply_sender_name,
+        sender_phone: m.reply_sender_phone,
+        content: m.reply_content ?? "",
+        deleted_at: m.reply_deleted_at,
+      }),
+    )
+  // One watermark standing for every member but the sender (no user id equals it).
+  const watermarks = [
+    {
+      conversation_id: m.conversation_id,
+      user_id: "",
+      last_read_seq: Number(m.read_upto ?? 0),
+      last_delivered_seq: Number(m.delivered_upto ?? 0),
+    },
+  ]
+  return serializeMessage(m, { watermarks, starred: new Set(m.is_starred ? [m.id] : []), replies })
+}
 
 // The newest matches of the words below a rowid, and of those the ones in the caller's conversations. CROSS JOIN
 // and `+` keep the plan hits → messages by rowid: left free, SQLite reads every message of the caller's
