@@ -89,6 +89,8 @@ export async function startUrgeServer(env: Record<string, string> = {}): Promise
   // BENCH_STALLS=1: the server notes where its event loop stalls (stall-probe.ts).
   const stallsFile = process.env.BENCH_STALLS === "1" ? join(dataDir, "stalls.json") : undefined
   if (stallsFile) flags.push("--preload", join(import.meta.dir, "stall-probe.ts"))
+  // BENCH_MEMPROBE=<file>: the server reports where its memory is on SIGUSR2 (memprobe.ts), into that file.
+  if (process.env.BENCH_MEMPROBE) flags.push("--preload", join(import.meta.dir, "memprobe.ts"))
   const child = Bun.spawn([bun, ...flags, join(root, "cli/main.ts"), "serve"], {
     cwd: root,
     env: {
