@@ -87,6 +87,31 @@ process.on("SIGUSR1", () => {
     counts[name] = (counts[name] ?? 0) + 1
     sizes[name] = (sizes[name] ?? 0) + snapshot.nodes[i + 1]!
   }
-  const top = Object.entries(counts).sort((a, b) => b[1] - a[1]).slice(0, 60).map(([k, v]) => [k, v, sizes[k]])
+  // Who points at the objects, arrays and strings: "<referrer class>.<edge name> -> <class>" counts.
+  const snap = snapshot as any
+  const classOf = new Map<number, string>()
+  for (let i = 0; i < snap.nodes.length; i += fields)
+    classOf.set(snap.nodes[i], snap.nodeClassNames[snap.nodes[i + 2]])
+  const referrers: Record<string, number> = {}
+  for (let i = 0; i < snap.edges.length; i += 4) {
+    const to = classOf.get(snap.edges[i + 1])
+    if (to !== "Object" && to !== "Array" && to !== "string") continue
+    const type = snap.edgeTypes[snap.edges[i + 2]]
+    const name = type === "Property" || type === "Variable" ? snap.edgeNames[snap.edges[i + 3]] : type
+    const key = `${classOf.get(snap.edges[i])}.${name} -> ${to}`
+    referrers[key] = (referrers[key] ?? 0) + 1
+  }
+  appendFileSync(
+    `${out}.referrers.json`,
+    `${JSON.stringify(
+      Object.entries(referrers)
+        .sort((x, y) => y[1] - x[1])
+        .slice(0, 80),
+    )}\n`,
+  )
+  const top = Object.entries(counts)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 60)
+    .map(([k, v]) => [k, v, sizes[k]])
   appendFileSync(`${out}.classes.json`, `${JSON.stringify(top)}\n`)
 })

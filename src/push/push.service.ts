@@ -104,7 +104,9 @@ export function createPushService(deps: Deps, drivers: Record<DevicePlatform, Pu
   }
   // A live socket on any instance, whether or not the user shows their online status (isOnline hides those).
   const hasLiveSocket = (userId: string) =>
-    presence.entries ? idSetSize(presence.entries.get(userId)?.instances ?? []) > 0 : presence.isOnline(userId)
+    presence.entries
+      ? idSetSize(presence.entries.get(userId)?.instances ?? []) > 0
+      : presence.isOnline(userId)
 
   const queue: Array<() => Promise<void>> = []
   let active = 0

@@ -72,8 +72,13 @@ export const closeCodes = {
  */
 type LocalConversation = {
   id: string
-  /** Locally connected members (most conversations are direct chats of one or two local members). */
-  members: IdSet
+  /**
+   * Locally connected members: the first two inline (most conversations are direct chats of one or two
+   * local members, and an array of two costs more than the object holding it), any others in `more`.
+   */
+  m0: string | null
+  m1: string | null
+  more: IdSet | null
   /**
    * A direct chat: its events go to the members' sockets one by one through this index (a topic per
    * two-member chat would cost every socket a subscription per chat and save no work per event).
@@ -111,6 +116,31 @@ function eachSocket(user: LocalUser, fn: (socket: Connection) => unknown) {
   else for (let i = sockets.length - 1; i >= 0; i--) if (sockets[i]) fn(sockets[i]!)
 }
 
+/** Calls `fn` with each local member of the conversation. */
+function eachMember(conversation: LocalConversation, fn: (userId: string) => unknown) {
+  const { m0, m1, more } = conversation
+  if (m0 !== null) fn(m0)
+  if (m1 !== null) fn(m1)
+  if (more) for (const userId of more) fn(userId)
+}
+
+function memberAdd(conversation: LocalConversation, userId: string) {
+  const { m0, m1, more } = conversation
+  if (m0 === userId || m1 === userId || (more && idSetHas(more, userId))) return
+  if (m0 === null) conversation.m0 = userId
+  else if (m1 === null) conversation.m1 = userId
+  else conversation.more = more ? idSetAdd(more, userId) : [userId]
+}
+
+/** Removes a local member; whether none is left. */
+function memberDelete(conversation: LocalConversation, userId: string): boolean {
+  if (conversation.m0 === userId) conversation.m0 = null
+  else if (conversation.m1 === userId) conversation.m1 = null
+  else if (conversation.more) idSetDelete(conversation.more, userId)
+  const { m0, m1, more } = conversation
+  return m0 === null && m1 === null && (!more || idSetSize(more) === 0)
+}
+
 /** A settled promise shared by every user whose presence chain is idle (one object instead of one per user). */
 const settled = Promise.resolve()
 
@@ -142,7 +172,8 @@ export function createPresence(): Presence & {
       const entry = entries.get(userId)
       return !!entry && idSetSize(entry.instances) > 0 && !entry.hidden
     },
-    onlineUserIds: () => [...entries].filter(([, e]) => idSetSize(e.instances) > 0 && !e.hidden).map(([id]) => id),
+    onlineUserIds: () =>
+      [...entries].filter(([, e]) => idSetSize(e.instances) > 0 && !e.hidden).map(([id]) => id),
   }
 }
 
@@ -226,16 +257,15 @@ export function createHub(deps: Deps, instance: string) {
   const indexAdd = (user: LocalUser, conversationId: string, isDirect: boolean) => {
     let conversation = byConversation.get(conversationId)
     if (!conversation) {
-      conversation = { id: conversationId, members: [user.userId], direct: isDirect }
+      conversation = { id: conversationId, direct: isDirect, m0: user.userId, m1: null, more: null }
       byConversation.set(conversationId, conversation)
     } else if (idSetHas(user.conversations, conversation)) return
-    else conversation.members = idSetAdd(conversation.members, user.userId)
+    else memberAdd(conversation, user.userId)
     user.conversations = idSetAdd(user.conversations, conversation)
     if (!conversation.direct) for (const socket of user.sockets) deliverTo(socket, conversation.id)
   }
   const membersDelete = (conversation: LocalConversation, userId: string) => {
-    if (idSetDelete(conversation.members, userId) && idSetSize(conversation.members) === 0)
-      byConversation.delete(conversation.id)
+    if (memberDelete(conversation, userId)) byConversation.delete(conversation.id)
   }
   const indexRemove = (user: LocalUser, conversationId: string) => {
     const conversation = byConversation.get(conversationId)
@@ -274,9 +304,10 @@ export function createHub(deps: Deps, instance: string) {
     const except = new Set(message.exceptUserIds)
     except.add(message.userId)
     const audience = new Set<string>()
-    for (const conversationId of message.conversationIds)
-      for (const userId of byConversation.get(conversationId)?.members ?? [])
-        if (!except.has(userId)) audience.add(userId)
+    for (const conversationId of message.conversationIds) {
+      const conversation = byConversation.get(conversationId)
+      if (conversation) eachMember(conversation, (userId) => !except.has(userId) && audience.add(userId))
+    }
     if (audience.size === 0) return
     const data: Record<string, unknown> = { user_id: message.userId, userId: message.userId }
     if (!message.online) {
@@ -295,8 +326,7 @@ export function createHub(deps: Deps, instance: string) {
     let entry = presence.entries.get(message.userId)
     const wasOnline = !!entry && idSetSize(entry.instances) > 0
     if (message.online) {
-      if (!entry)
-        presence.entries.set(message.userId, (entry = { instances: [], hidden: message.hidden }))
+      if (!entry) presence.entries.set(message.userId, (entry = { instances: [], hidden: message.hidden }))
       entry.instances = idSetAdd(entry.instances, message.instance)
       entry.hidden = message.hidden
       if (!wasOnline && !message.hidden) showPresence(message)
@@ -325,7 +355,7 @@ export function createHub(deps: Deps, instance: string) {
         }
         const conversation = byConversation.get(message.conversationId)
         if (conversation?.direct) {
-          for (const userId of conversation.members) sendTo(userId, event, message.exceptSocketId)
+          eachMember(conversation, (userId) => sendTo(userId, event, message.exceptSocketId))
           return
         }
         // Every member: one publish per protocol for the subscribed sockets, then the others one by one.
@@ -365,8 +395,12 @@ export function createHub(deps: Deps, instance: string) {
       case "volatile": {
         const except = new Set(message.exceptUserIds)
         const event: OutgoingEvent = { name: message.name, data: message.data, volatile: true }
-        for (const userId of byConversation.get(message.conversationId)?.members ?? [])
-          if (!except.has(userId)) sendTo(userId, event, message.exceptSocketId)
+        const conversation = byConversation.get(message.conversationId)
+        if (conversation)
+          eachMember(
+            conversation,
+            (userId) => !except.has(userId) && sendTo(userId, event, message.exceptSocketId),
+          )
         return
       }
       case "session.ended": {
@@ -410,14 +444,17 @@ export function createHub(deps: Deps, instance: string) {
         const cameOnline: string[] = []
         const wentOffline: string[] = []
         for (const [userId, entry] of presence.entries)
-          if (!online.has(userId) && idSetDelete(entry.instances, message.instance) && idSetSize(entry.instances) === 0) {
+          if (
+            !online.has(userId) &&
+            idSetDelete(entry.instances, message.instance) &&
+            idSetSize(entry.instances) === 0
+          ) {
             presence.entries.delete(userId)
             if (!entry.hidden) wentOffline.push(userId)
           }
         for (const userId of online) {
           let entry = presence.entries.get(userId)
-          if (!entry)
-            presence.entries.set(userId, (entry = { instances: [], hidden: hidden.has(userId) }))
+          if (!entry) presence.entries.set(userId, (entry = { instances: [], hidden: hidden.has(userId) }))
           if (idSetSize(entry.instances) === 0 && !entry.hidden) cameOnline.push(userId)
           entry.instances = idSetAdd(entry.instances, message.instance)
         }
@@ -436,7 +473,8 @@ export function createHub(deps: Deps, instance: string) {
         // audience read then, as for a dead instance: no per-user audience is kept in memory meanwhile).
         const gone: string[] = []
         for (const [userId, entry] of presence.entries)
-          if (idSetDelete(entry.instances, message.instance) && idSetSize(entry.instances) === 0) gone.push(userId)
+          if (idSetDelete(entry.instances, message.instance) && idSetSize(entry.instances) === 0)
+            gone.push(userId)
         if (gone.length === 0) return
         const lastSeen = clock.now()
         const timer = setTimeout(() => {
