@@ -19,6 +19,7 @@ import {
   requireOpenFiles,
   round,
   rssBytes,
+  rssParts,
   type ServerProcess,
   split,
   startBaselineServer,
@@ -88,6 +89,7 @@ export async function idleScenario(
   try {
     await Bun.sleep(1000)
     const rssBefore = rssBytes(server.pid)
+    const partsBefore = rssParts(server.pid)
     const probeBefore = await memProbe(server)
     const cpuBefore = cpuSeconds(server.pid)
     const parts = split(specs, clients.length)
@@ -103,6 +105,7 @@ export async function idleScenario(
     // Let the connect burst's garbage settle before reading RSS.
     await Bun.sleep(5000)
     const rssAfter = rssBytes(server.pid)
+    const partsAfter = rssParts(server.pid)
     const clientRss = await Promise.all(clients.map((c) => c.request({ cmd: "memory" })))
     // BENCH_MEMPROBE (URGE only): where the server's memory is, after the RSS above was read.
     const probe = probeBefore && { before: probeBefore, after: await memProbe(server) }
@@ -120,6 +123,15 @@ export async function idleScenario(
       serverRssBeforeMiB: round(rssBefore / 2 ** 20, 1),
       serverRssAfterMiB: round(rssAfter / 2 ** 20, 1),
       serverRssPerConnectionKiB: round((rssAfter - rssBefore) / 1024 / Math.max(1, connected), 2),
+      // Of which anonymous (the process's own) and file-backed (SQLite's mapped database pages).
+      serverRssAnonPerConnectionKiB: round(
+        (partsAfter.anon - partsBefore.anon) / 1024 / Math.max(1, connected),
+        2,
+      ),
+      serverRssFilePerConnectionKiB: round(
+        (partsAfter.file - partsBefore.file) / 1024 / Math.max(1, connected),
+        2,
+      ),
       clientRssMiB: clientRss.map((m) => round(m.rss / 2 ** 20)),
       loadavg: round(loadavg()[0]!, 1),
       probe,
