@@ -9,8 +9,9 @@
  * online status (the default setting), so each connect announces them to their partners; `--presence=off`
  * hides it.
  * Usage: bun bench/realtime/idle.ts [--sockets=19500] [--direct=0] [--groups=0] [--group-size=50]
- *        [--presence=on] [--only=native,socket.io,bun-bare,node-sio]
+ *        [--presence=on] [--concurrency=200] [--only=native,socket.io,bun-bare,node-sio]
  */
+import { existsSync, readFileSync } from "node:fs"
 import { loadavg } from "node:os"
 import {
   cpuSeconds,
@@ -18,6 +19,7 @@ import {
   requireOpenFiles,
   round,
   rssBytes,
+  rssParts,
   type ServerProcess,
   split,
   startBaselineServer,
@@ -33,7 +35,25 @@ const direct = Number(arg("direct", "0"))
 const groups = Number(arg("groups", "0"))
 const groupSize = Number(arg("group-size", "50"))
 const presence = arg("presence", "on") === "on"
+/** Handshakes each load process keeps in flight. */
+const concurrency = Number(arg("concurrency", "200"))
 const only = arg("only", "native,socket.io,bun-bare,node-sio").split(",") as Protocol[]
+
+/** With BENCH_MEMPROBE set, asks the URGE server where its memory is (memprobe.ts) and returns the answer. */
+async function memProbe(server: ServerProcess) {
+  const file = process.env.BENCH_MEMPROBE
+  if (!file || server.kind !== "urge") return undefined
+  const size = () => (existsSync(file) ? readFileSync(file, "utf8").length : 0)
+  const before = size()
+  process.kill(server.pid, "SIGUSR2")
+  for (let i = 0; i < 100 && size() === before; i++) await Bun.sleep(100)
+  // BENCH_MEMPROBE_CLASSES=1: also object counts by class from a heap snapshot (slow), into <file>.classes.json.
+  if (process.env.BENCH_MEMPROBE_CLASSES) {
+    process.kill(server.pid, "SIGUSR1")
+    await Bun.sleep(Number(process.env.BENCH_MEMPROBE_CLASSES) * 1000)
+  }
+  return JSON.parse(readFileSync(file, "utf8").slice(before))
+}
 
 /** Connects `sockets` idle sockets of `protocol` and reports the server's RSS growth per connection. */
 export async function idleScenario(
@@ -69,11 +89,13 @@ export async function idleScenario(
   try {
     await Bun.sleep(1000)
     const rssBefore = rssBytes(server.pid)
+    const partsBefore = rssParts(server.pid)
+    const probeBefore = await memProbe(server)
     const cpuBefore = cpuSeconds(server.pid)
     const parts = split(specs, clients.length)
     const results = await Promise.all(
       clients.map((client, i) =>
-        client.request({ cmd: "connect", protocol, url: server.url, sockets: parts[i]!, concurrency: 200 }),
+        client.request({ cmd: "connect", protocol, url: server.url, sockets: parts[i]!, concurrency }),
       ),
     )
     const connected = results.reduce((n, r) => n + r.connected, 0)
@@ -83,7 +105,10 @@ export async function idleScenario(
     // Let the connect burst's garbage settle before reading RSS.
     await Bun.sleep(5000)
     const rssAfter = rssBytes(server.pid)
+    const partsAfter = rssParts(server.pid)
     const clientRss = await Promise.all(clients.map((c) => c.request({ cmd: "memory" })))
+    // BENCH_MEMPROBE (URGE only): where the server's memory is, after the RSS above was read.
+    const probe = probeBefore && { before: probeBefore, after: await memProbe(server) }
     const figure = {
       protocol,
       server: server.kind,
@@ -98,8 +123,18 @@ export async function idleScenario(
       serverRssBeforeMiB: round(rssBefore / 2 ** 20, 1),
       serverRssAfterMiB: round(rssAfter / 2 ** 20, 1),
       serverRssPerConnectionKiB: round((rssAfter - rssBefore) / 1024 / Math.max(1, connected), 2),
+      // Of which anonymous (the process's own) and file-backed (SQLite's mapped database pages).
+      serverRssAnonPerConnectionKiB: round(
+        (partsAfter.anon - partsBefore.anon) / 1024 / Math.max(1, connected),
+        2,
+      ),
+      serverRssFilePerConnectionKiB: round(
+        (partsAfter.file - partsBefore.file) / 1024 / Math.max(1, connected),
+        2,
+      ),
       clientRssMiB: clientRss.map((m) => round(m.rss / 2 ** 20)),
       loadavg: round(loadavg()[0]!, 1),
+      probe,
     }
     console.log(JSON.stringify(figure))
     await Promise.all(clients.map((c) => c.request({ cmd: "disconnect" })))

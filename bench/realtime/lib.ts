@@ -27,7 +27,13 @@ export type ServerProcess = {
 }
 
 /** Stalls of the server's event loop in a window: how many, the longest, and where the time went (ms). */
-export type StallSummary = { count: number; maxMs: number; cpuMs: number; runqueueMs: number; blockedMs: number }
+export type StallSummary = {
+  count: number
+  maxMs: number
+  cpuMs: number
+  runqueueMs: number
+  blockedMs: number
+}
 
 /** What a load client speaks to: the URGE server (native /ws or Socket.IO) or a baseline. */
 export type ServerKind = "urge" | "bun-bare" | "node-sio"
@@ -47,6 +53,17 @@ export function rssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8")
   const kb = /VmRSS:\s+(\d+) kB/.exec(status)
   return kb ? Number(kb[1]) * 1024 : NaN
+}
+
+/**
+ * RSS split as the kernel counts it (bytes): anonymous (the process's own memory: heaps, SQLite's page cache)
+ * and file-backed (mapped files: SQLite's memory-mapped database pages are the kernel's page cache, shared
+ * and reclaimable, yet counted in VmRSS once touched).
+ */
+export function rssParts(pid: number): { anon: number; file: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8")
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN) * 1024
+  return { anon: kb("RssAnon"), file: kb("RssFile") + kb("RssShmem") }
 }
 
 /** A free TCP port on 127.0.0.1 (taken by a throwaway listener, then released). */
@@ -89,6 +106,8 @@ export async function startUrgeServer(env: Record<string, string> = {}): Promise
   // BENCH_STALLS=1: the server notes where its event loop stalls (stall-probe.ts).
   const stallsFile = process.env.BENCH_STALLS === "1" ? join(dataDir, "stalls.json") : undefined
   if (stallsFile) flags.push("--preload", join(import.meta.dir, "stall-probe.ts"))
+  // BENCH_MEMPROBE=<file>: the server reports where its memory is on SIGUSR2 (memprobe.ts), into that file.
+  if (process.env.BENCH_MEMPROBE) flags.push("--preload", join(import.meta.dir, "memprobe.ts"))
   const child = Bun.spawn([bun, ...flags, join(root, "cli/main.ts"), "serve"], {
     cwd: root,
     env: {
@@ -104,7 +123,12 @@ export async function startUrgeServer(env: Record<string, string> = {}): Promise
       ...env,
       ...(stallsFile ? { BENCH_STALLS_FILE: stallsFile } : {}),
       // BENCH_SERVER_ENV="K=V K=V": variables for the URGE server only (e.g. BUN_JSC_logGC=1).
-      ...Object.fromEntries((process.env.BENCH_SERVER_ENV ?? "").split(" ").filter(Boolean).map((kv) => kv.split("="))),
+      ...Object.fromEntries(
+        (process.env.BENCH_SERVER_ENV ?? "")
+          .split(" ")
+          .filter(Boolean)
+          .map((kv) => kv.split("=")),
+      ),
     },
     stdout: "inherit",
     stderr: "inherit",
@@ -122,7 +146,11 @@ export async function startUrgeServer(env: Record<string, string> = {}): Promise
           await Bun.sleep(300) // the probe writes every 250 ms
           const all = JSON.parse(readFileSync(stallsFile, "utf8")) as number[][]
           const inside = all.filter(([at, late]) => at - late! >= from && at <= to)
-          const sum = (f: (s: number[]) => number) => round(inside.reduce((n, s) => n + f(s), 0), 1)
+          const sum = (f: (s: number[]) => number) =>
+            round(
+              inside.reduce((n, s) => n + f(s), 0),
+              1,
+            )
           return {
             count: inside.length,
             maxMs: round(Math.max(0, ...inside.map((s) => s[1]!)), 1),

@@ -192,20 +192,6 @@ export async function memberIds(db: Kysely<Database>, conversationId: string): P
   return rows.map((r) => r.user_id)
 }
 
-/** The conversations a user is in: ids, and which are direct chats (the realtime hub delivers those apart). */
-export async function conversationIdsOf(
-  db: Kysely<Database>,
-  userId: string,
-): Promise<{ id: string; direct: boolean }[]> {
-  const rows = await db
-    .selectFrom("conversation_members as m")
-    .innerJoin("conversations as c", "c.id", "m.conversation_id")
-    .select(["m.conversation_id", "c.type"])
-    .where("m.user_id", "=", userId)
-    .execute()
-  return rows.map((r) => ({ id: r.conversation_id, direct: r.type === "DIRECT" }))
-}
-
 /** Which of these user ids exist. */
 export async function existingUserIds(db: Kysely<Database>, ids: string[]): Promise<Set<string>> {
   if (ids.length === 0) return new Set()

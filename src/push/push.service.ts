@@ -2,6 +2,7 @@ import type { Principal } from "../auth/auth.service.ts"
 import type { Deps } from "../deps.ts"
 import { badRequest, notFound } from "../errors.ts"
 import type { DomainEvent } from "../events.ts"
+import { idSetSize } from "../realtime/realtime.idset.ts"
 import { blockedEitherWayAmong } from "../settings/settings.repository.ts"
 import { type PushDriver, type PushMessage, shortToken } from "./push.driver.ts"
 import {
@@ -99,11 +100,13 @@ export function createPushService(deps: Deps, drivers: Record<DevicePlatform, Pu
   const db = deps.database.db
   const { concurrency, queue_limit: queueLimit } = deps.config.push
   const presence = deps.presence as typeof deps.presence & {
-    entries?: Map<string, { instances: Set<string> }>
+    entries?: Map<string, { instances: string[] | Set<string> }>
   }
   // A live socket on any instance, whether or not the user shows their online status (isOnline hides those).
   const hasLiveSocket = (userId: string) =>
-    presence.entries ? (presence.entries.get(userId)?.instances.size ?? 0) > 0 : presence.isOnline(userId)
+    presence.entries
+      ? idSetSize(presence.entries.get(userId)?.instances ?? []) > 0
+      : presence.isOnline(userId)
 
   const queue: Array<() => Promise<void>> = []
   let active = 0

@@ -1,4 +1,3 @@
-import { conversationIdsOf } from "../conversations/conversations.repository.ts"
 import { touchLastSeen } from "../accounts/users.repository.ts"
 import type { Deps } from "../deps.ts"
 import type { DomainEvent } from "../events.ts"
@@ -8,6 +7,7 @@ import {
   isMember,
   listBlockedEitherWay,
   listEndedSessionIds,
+  listMemberships,
   listPresenceConversationIds,
   setLastSeenMany,
   showsOnlineStatus,
@@ -32,9 +32,8 @@ export type OutgoingEvent = {
  */
 export type Topics = {
   join(connection: Connection, conversationId: string): void
+  /** (A closed socket needs no leave: Bun drops its subscriptions itself.) */
   leave(connection: Connection, conversationId: string): void
-  /** The socket closed: forget its subscriptions (Bun drops them itself). */
-  forget(connection: Connection): void
   /** Publishes to this protocol's subscribers of the conversation, `except` (the sender's socket) excluded. */
   publish(conversationId: string, event: OutgoingEvent, except?: Connection): void
   close(): void
@@ -52,6 +51,8 @@ export type Connection = {
   topics?: Topics
   /** Set by the hub: the socket is subscribed to its conversations' topics (no per-socket conversation sends). */
   subscribed?: boolean
+  /** Since when the socket's send buffer is over the limit, as the topics' back-pressure sweep saw it. */
+  topicsOverSince?: number | null
   send(event: OutgoingEvent): void
   /** Closes the socket; `reason` is a machine code (`auth.session_ended`, `realtime.slow_consumer`, …). */
   close(code: number, reason: string): void
@@ -65,22 +66,83 @@ export const closeCodes = {
   slowConsumer: 4429,
 } as const
 
+/**
+ * A conversation with local members. Every index entry refers to this one object (and its one id string):
+ * a user's memberships are references to it, not copies of the id read at each connect.
+ */
+type LocalConversation = {
+  id: string
+  /**
+   * Locally connected members: the first two inline (most conversations are direct chats of one or two
+   * local members, and an array of two costs more than the object holding it), any others in `more`.
+   */
+  m0: string | null
+  m1: string | null
+  more: IdSet | null
+  /**
+   * A direct chat: its events go to the members' sockets one by one through this index (a topic per
+   * two-member chat would cost every socket a subscription per chat and save no work per event).
+   */
+  direct: boolean
+}
+
 /** Per locally connected user: memberships (the delivery index), sockets, presence timers. */
 type LocalUser = {
   userId: string
   /** Handshakes in progress plus registered sockets; the index entry lives while this is > 0 or offline is pending. */
   leases: number
-  sockets: Set<Connection>
-  conversations: IdSet
+  /** Most users have one socket: an array while few (a JSC Set of one costs ~5× an array of one). */
+  sockets: IdSet<Connection>
+  conversations: IdSet<LocalConversation>
   /** Membership changes seen while the initial load was running, applied after it in order. */
   pending: { conversationId: string; added: boolean; direct: boolean }[] | null
-  loaded: Promise<void>
+  /** The initial load while it runs (null once done). */
+  loaded: Promise<void> | null
   /** Announced online on this instance (true from the first socket until the grace after the last one). */
   announced: boolean
   offlineTimer?: ReturnType<typeof setTimeout>
   /** Presence announcements of one user leave in order. */
   presenceChain: Promise<void>
 }
+
+/**
+ * Calls `fn` for each of the user's sockets, any of which it may close: a close unregisters the socket at
+ * once, which swaps the array's last entry into its place, so an array is walked from its end (every entry
+ * seen once). A Set's iteration already copes with deletion.
+ */
+function eachSocket(user: LocalUser, fn: (socket: Connection) => unknown) {
+  const sockets = user.sockets
+  if (!Array.isArray(sockets)) for (const socket of sockets) fn(socket)
+  else for (let i = sockets.length - 1; i >= 0; i--) if (sockets[i]) fn(sockets[i]!)
+}
+
+/** Calls `fn` with each local member of the conversation. */
+function eachMember(conversation: LocalConversation, fn: (userId: string) => unknown) {
+  const { m0, m1, more } = conversation
+  if (m0 !== null) fn(m0)
+  if (m1 !== null) fn(m1)
+  if (more) for (const userId of more) fn(userId)
+}
+
+function memberAdd(conversation: LocalConversation, userId: string) {
+  const { m0, m1, more } = conversation
+  if (m0 === userId || m1 === userId || (more && idSetHas(more, userId))) return
+  if (m0 === null) conversation.m0 = userId
+  else if (m1 === null) conversation.m1 = userId
+  else conversation.more = more ? idSetAdd(more, userId) : [userId]
+}
+
+/** Removes a local member; whether none is left. */
+function memberDelete(conversation: LocalConversation, userId: string): boolean {
+  if (conversation.m0 === userId) conversation.m0 = null
+  else if (conversation.m1 === userId) conversation.m1 = null
+  else if (conversation.more) idSetDelete(conversation.more, userId)
+  const { m0, m1, more } = conversation
+  return m0 === null && m1 === null && (!more || idSetSize(more) === 0)
+}
+
+/** A settled promise shared by every user whose presence chain is idle (one object instead of one per user). */
+const settled = Promise.resolve()
 
 /** A typing indicator in flight: forwarded start time and the timer that stops it by itself. */
 type Typing = { forwardedAt: number; expiry: ReturnType<typeof setTimeout> }
@@ -93,9 +155,9 @@ export type Presence = {
   onlineUserIds(): string[]
 }
 
-/** Which instances hold a user. */
+/** Which instances hold a user (an array while few: one entry per online user, most on one instance). */
 type PresenceEntry = {
-  instances: Set<string>
+  instances: IdSet
   hidden: boolean
 }
 
@@ -108,9 +170,10 @@ export function createPresence(): Presence & {
     entries,
     isOnline: (userId) => {
       const entry = entries.get(userId)
-      return !!entry && entry.instances.size > 0 && !entry.hidden
+      return !!entry && idSetSize(entry.instances) > 0 && !entry.hidden
     },
-    onlineUserIds: () => [...entries].filter(([, e]) => e.instances.size > 0 && !e.hidden).map(([id]) => id),
+    onlineUserIds: () =>
+      [...entries].filter(([, e]) => idSetSize(e.instances) > 0 && !e.hidden).map(([id]) => id),
   }
 }
 
@@ -133,13 +196,8 @@ export function createHub(deps: Deps, instance: string) {
   const heartbeatInterval = deps.config.realtime.heartbeat_interval * 1000
   const heartbeatTimeout = deps.config.realtime.heartbeat_timeout * 1000
   const users = new Map<string, LocalUser>()
-  /** conversation id → locally connected members (most are direct chats of one or two local members). */
-  const byConversation = new Map<string, IdSet>()
-  /**
-   * The direct chats among them. Their events go to the members' sockets one by one through this index: a
-   * topic per two-member chat would cost every socket a subscription per chat and save no work per event.
-   */
-  const direct = new Set<string>()
+  /** The conversations with local members, by id. */
+  const byConversation = new Map<string, LocalConversation>()
   /** group id → the local sockets of its members that are not subscribed to topics (sent one by one). */
   const unsubscribed = new Map<string, Set<Connection>>()
   /** Every protocol's topics: a conversation event is published once to each. */
@@ -197,46 +255,40 @@ export function createHub(deps: Deps, instance: string) {
   }
 
   const indexAdd = (user: LocalUser, conversationId: string, isDirect: boolean) => {
-    if (idSetHas(user.conversations, conversationId)) return
-    user.conversations = idSetAdd(user.conversations, conversationId)
-    const members = byConversation.get(conversationId)
-    if (!members) byConversation.set(conversationId, [user.userId])
-    else {
-      const grown = idSetAdd(members, user.userId)
-      if (grown !== members) byConversation.set(conversationId, grown)
-    }
-    if (isDirect) direct.add(conversationId)
-    else for (const socket of user.sockets) deliverTo(socket, conversationId)
+    let conversation = byConversation.get(conversationId)
+    if (!conversation) {
+      conversation = { id: conversationId, direct: isDirect, m0: user.userId, m1: null, more: null }
+      byConversation.set(conversationId, conversation)
+    } else if (idSetHas(user.conversations, conversation)) return
+    else memberAdd(conversation, user.userId)
+    user.conversations = idSetAdd(user.conversations, conversation)
+    if (!conversation.direct) for (const socket of user.sockets) deliverTo(socket, conversation.id)
   }
-  const membersDelete = (conversationId: string, userId: string) => {
-    const members = byConversation.get(conversationId)
-    if (members && idSetDelete(members, userId) && idSetSize(members) === 0) {
-      byConversation.delete(conversationId)
-      direct.delete(conversationId)
-    }
+  const membersDelete = (conversation: LocalConversation, userId: string) => {
+    if (memberDelete(conversation, userId)) byConversation.delete(conversation.id)
   }
   const indexRemove = (user: LocalUser, conversationId: string) => {
-    if (!idSetDelete(user.conversations, conversationId)) return
-    const isDirect = direct.has(conversationId)
-    membersDelete(conversationId, user.userId)
+    const conversation = byConversation.get(conversationId)
+    if (!conversation || !idSetDelete(user.conversations, conversation)) return
+    membersDelete(conversation, user.userId)
     for (const socket of user.sockets) {
       socket.open?.delete(conversationId)
-      if (!isDirect) stopDelivering(socket, conversationId)
+      if (!conversation.direct) stopDelivering(socket, conversationId)
     }
   }
   const forget = (user: LocalUser) => {
     if (user.leases > 0 || user.offlineTimer || user.announced) return
-    for (const conversationId of user.conversations) membersDelete(conversationId, user.userId)
+    for (const conversation of user.conversations) membersDelete(conversation, user.userId)
     users.delete(user.userId)
   }
 
   const subscribe = (connection: Connection) => {
     const user = users.get(connection.userId)
-    if (!user?.sockets.has(connection) || !connection.topics || connection.subscribed) return
-    for (const conversationId of user.conversations) {
-      if (direct.has(conversationId)) continue
-      unsubscribedDelete(connection, conversationId)
-      connection.topics.join(connection, conversationId)
+    if (!user || !idSetHas(user.sockets, connection) || !connection.topics || connection.subscribed) return
+    for (const { id, direct } of user.conversations) {
+      if (direct) continue
+      unsubscribedDelete(connection, id)
+      connection.topics.join(connection, id)
     }
     connection.subscribed = true
   }
@@ -244,7 +296,7 @@ export function createHub(deps: Deps, instance: string) {
   const sendTo = (userId: string, event: OutgoingEvent, exceptSocketId?: string) => {
     const user = users.get(userId)
     if (!user) return
-    for (const socket of user.sockets) if (socket.id !== exceptSocketId) socket.send(event)
+    eachSocket(user, (socket) => socket.id !== exceptSocketId && socket.send(event))
   }
 
   /** Presence of `userId` changed anywhere: tell the local users who share a conversation with them. */
@@ -252,9 +304,10 @@ export function createHub(deps: Deps, instance: string) {
     const except = new Set(message.exceptUserIds)
     except.add(message.userId)
     const audience = new Set<string>()
-    for (const conversationId of message.conversationIds)
-      for (const userId of byConversation.get(conversationId) ?? [])
-        if (!except.has(userId)) audience.add(userId)
+    for (const conversationId of message.conversationIds) {
+      const conversation = byConversation.get(conversationId)
+      if (conversation) eachMember(conversation, (userId) => !except.has(userId) && audience.add(userId))
+    }
     if (audience.size === 0) return
     const data: Record<string, unknown> = { user_id: message.userId, userId: message.userId }
     if (!message.online) {
@@ -271,16 +324,15 @@ export function createHub(deps: Deps, instance: string) {
 
   const onPresence = (message: Extract<BusMessage, { type: "presence" }>) => {
     let entry = presence.entries.get(message.userId)
-    const wasOnline = !!entry && entry.instances.size > 0
+    const wasOnline = !!entry && idSetSize(entry.instances) > 0
     if (message.online) {
-      if (!entry)
-        presence.entries.set(message.userId, (entry = { instances: new Set(), hidden: message.hidden }))
-      entry.instances.add(message.instance)
+      if (!entry) presence.entries.set(message.userId, (entry = { instances: [], hidden: message.hidden }))
+      entry.instances = idSetAdd(entry.instances, message.instance)
       entry.hidden = message.hidden
       if (!wasOnline && !message.hidden) showPresence(message)
     } else if (entry) {
-      entry.instances.delete(message.instance)
-      if (entry.instances.size === 0) {
+      idSetDelete(entry.instances, message.instance)
+      if (idSetSize(entry.instances) === 0) {
         presence.entries.delete(message.userId)
         if (wasOnline && !message.hidden) showPresence(message)
       }
@@ -301,9 +353,9 @@ export function createHub(deps: Deps, instance: string) {
           for (const userId of message.userIds) sendTo(userId, event, message.exceptSocketId)
           return
         }
-        if (direct.has(message.conversationId)) {
-          for (const userId of byConversation.get(message.conversationId)!)
-            sendTo(userId, event, message.exceptSocketId)
+        const conversation = byConversation.get(message.conversationId)
+        if (conversation?.direct) {
+          eachMember(conversation, (userId) => sendTo(userId, event, message.exceptSocketId))
           return
         }
         // Every member: one publish per protocol for the subscribed sockets, then the others one by one.
@@ -343,14 +395,23 @@ export function createHub(deps: Deps, instance: string) {
       case "volatile": {
         const except = new Set(message.exceptUserIds)
         const event: OutgoingEvent = { name: message.name, data: message.data, volatile: true }
-        for (const userId of byConversation.get(message.conversationId) ?? [])
-          if (!except.has(userId)) sendTo(userId, event, message.exceptSocketId)
+        const conversation = byConversation.get(message.conversationId)
+        if (conversation)
+          eachMember(
+            conversation,
+            (userId) => !except.has(userId) && sendTo(userId, event, message.exceptSocketId),
+          )
         return
       }
       case "session.ended": {
         const ended = new Set(message.sessionIds)
-        for (const socket of users.get(message.userId)?.sockets ?? [])
-          if (ended.has(socket.sessionId)) socket.close(closeCodes.sessionEnded, "auth.session_ended")
+        const user = users.get(message.userId)
+        if (user)
+          eachSocket(
+            user,
+            (socket) =>
+              ended.has(socket.sessionId) && socket.close(closeCodes.sessionEnded, "auth.session_ended"),
+          )
         return
       }
       case "presence":
@@ -383,16 +444,19 @@ export function createHub(deps: Deps, instance: string) {
         const cameOnline: string[] = []
         const wentOffline: string[] = []
         for (const [userId, entry] of presence.entries)
-          if (!online.has(userId) && entry.instances.delete(message.instance) && entry.instances.size === 0) {
+          if (
+            !online.has(userId) &&
+            idSetDelete(entry.instances, message.instance) &&
+            idSetSize(entry.instances) === 0
+          ) {
             presence.entries.delete(userId)
             if (!entry.hidden) wentOffline.push(userId)
           }
         for (const userId of online) {
           let entry = presence.entries.get(userId)
-          if (!entry)
-            presence.entries.set(userId, (entry = { instances: new Set(), hidden: hidden.has(userId) }))
-          if (entry.instances.size === 0 && !entry.hidden) cameOnline.push(userId)
-          entry.instances.add(message.instance)
+          if (!entry) presence.entries.set(userId, (entry = { instances: [], hidden: hidden.has(userId) }))
+          if (idSetSize(entry.instances) === 0 && !entry.hidden) cameOnline.push(userId)
+          entry.instances = idSetAdd(entry.instances, message.instance)
         }
         // Asked after missing its announcements (it was taken for dead, or this one was cut off): the changes
         // are shown now. A starting instance's first sync has no sockets to show them to.
@@ -409,14 +473,15 @@ export function createHub(deps: Deps, instance: string) {
         // audience read then, as for a dead instance: no per-user audience is kept in memory meanwhile).
         const gone: string[] = []
         for (const [userId, entry] of presence.entries)
-          if (entry.instances.delete(message.instance) && entry.instances.size === 0) gone.push(userId)
+          if (idSetDelete(entry.instances, message.instance) && idSetSize(entry.instances) === 0)
+            gone.push(userId)
         if (gone.length === 0) return
         const lastSeen = clock.now()
         const timer = setTimeout(() => {
           const offline: string[] = []
           for (const userId of gone) {
             const entry = presence.entries.get(userId)
-            if (!entry || entry.instances.size > 0) continue
+            if (!entry || idSetSize(entry.instances) > 0) continue
             presence.entries.delete(userId)
             if (!entry.hidden) offline.push(userId)
           }
@@ -459,7 +524,7 @@ export function createHub(deps: Deps, instance: string) {
   const expireInstance = async (id: string, lastSeen: number) => {
     const gone: string[] = []
     for (const [userId, entry] of presence.entries)
-      if (entry.instances.delete(id) && entry.instances.size === 0) {
+      if (idSetDelete(entry.instances, id) && idSetSize(entry.instances) === 0) {
         presence.entries.delete(userId)
         gone.push(userId)
       }
@@ -482,7 +547,7 @@ export function createHub(deps: Deps, instance: string) {
    * again meanwhile.
    */
   const showPresenceOf = async (id: string, userIds: string[], online: boolean, lastSeen: number) => {
-    const still = (userId: string) => !!presence.entries.get(userId)?.instances.size === online
+    const still = (userId: string) => !!idSetSize(presence.entries.get(userId)?.instances ?? []) === online
     for (const userId of userIds) {
       if (!still(userId)) continue
       try {
@@ -515,7 +580,7 @@ export function createHub(deps: Deps, instance: string) {
 
   /** Announces this instance's view of a user (first socket / last socket + grace) to every instance. */
   const announce = (user: LocalUser, online: boolean) => {
-    user.presenceChain = user.presenceChain.then(async () => {
+    const chain = user.presenceChain.then(async () => {
       try {
         // Hidden: tracked, shown to nobody, so its audience is not read.
         const shows = await showsOnlineStatus(db, user.userId)
@@ -547,12 +612,17 @@ export function createHub(deps: Deps, instance: string) {
         })
       }
     })
-    return user.presenceChain
+    user.presenceChain = chain
+    // Idle again: back to the shared settled promise (an idle user keeps no promise of their own).
+    void chain.then(() => {
+      if (user.presenceChain === chain) user.presenceChain = settled
+    })
+    return chain
   }
 
   const goOffline = (user: LocalUser) => {
     user.offlineTimer = undefined
-    if (user.sockets.size > 0 || !user.announced) return
+    if (idSetSize(user.sockets) > 0 || !user.announced) return
     user.announced = false
     void announce(user, false).then(() => forget(user))
   }
@@ -615,20 +685,21 @@ export function createHub(deps: Deps, instance: string) {
         const created: LocalUser = {
           userId,
           leases: 0,
-          sockets: new Set(),
+          sockets: [],
           conversations: [],
           pending: [],
-          loaded: Promise.resolve(),
+          loaded: null,
           announced: false,
-          presenceChain: Promise.resolve(),
+          presenceChain: settled,
         }
-        created.loaded = conversationIdsOf(db, userId).then(
+        created.loaded = listMemberships(deps.database, userId).then(
           (memberships) => {
-            for (const { id, direct } of memberships) indexAdd(created, id, direct)
+            for (const { id, type } of memberships) indexAdd(created, id, type === "DIRECT")
             for (const change of created.pending ?? [])
               if (change.added) indexAdd(created, change.conversationId, change.direct)
               else indexRemove(created, change.conversationId)
             created.pending = null
+            created.loaded = null
           },
           (error) => {
             users.delete(userId)
@@ -663,10 +734,9 @@ export function createHub(deps: Deps, instance: string) {
       if (!user || lease.released || closing)
         return connection.close(closeCodes.goingAway, "server.shutting_down")
       lease.released = true // now held by the socket: unregister gives it back
-      user.sockets.add(connection)
+      user.sockets = idSetAdd(user.sockets, connection)
       socketsById.set(connection.id, connection)
-      for (const conversationId of user.conversations)
-        if (!direct.has(conversationId)) unsubscribedAdd(connection, conversationId)
+      for (const { id, direct } of user.conversations) if (!direct) unsubscribedAdd(connection, id)
       if (connection.topics) subscribe(connection)
       if (user.offlineTimer) {
         clearTimeout(user.offlineTimer)
@@ -692,15 +762,14 @@ export function createHub(deps: Deps, instance: string) {
     /** A socket closed. The user's last one goes offline after the grace period (a quick reconnect keeps them online). */
     unregister(connection: Connection) {
       const user = users.get(connection.userId)
-      if (!user || !user.sockets.delete(connection)) return
+      if (!user || !idSetDelete(user.sockets, connection)) return
       socketsById.delete(connection.id)
-      if (connection.subscribed) connection.topics!.forget(connection)
-      else
-        for (const conversationId of user.conversations)
-          if (!direct.has(conversationId)) unsubscribedDelete(connection, conversationId)
+      // Subscribed: Bun drops a closed socket's subscriptions itself.
+      if (!connection.subscribed)
+        for (const { id, direct } of user.conversations) if (!direct) unsubscribedDelete(connection, id)
       user.leases--
-      if (user.sockets.size === 0) {
-        for (const conversationId of user.conversations) stopTyping(user.userId, conversationId)
+      if (idSetSize(user.sockets) === 0) {
+        for (const { id } of user.conversations) stopTyping(user.userId, id)
         if (user.announced && !closing) user.offlineTimer = setTimeout(() => goOffline(user), grace)
         else forget(user)
       }
@@ -709,7 +778,8 @@ export function createHub(deps: Deps, instance: string) {
     /** Whether the user is a member (delivery index first, the database for a change still in flight). */
     async isMember(userId: string, conversationId: string): Promise<boolean> {
       const user = users.get(userId)
-      if (user && idSetHas(user.conversations, conversationId)) return true
+      const conversation = byConversation.get(conversationId)
+      if (user && conversation && idSetHas(user.conversations, conversation)) return true
       return isMember(db, conversationId, userId)
     },
 
@@ -741,7 +811,7 @@ export function createHub(deps: Deps, instance: string) {
     sweepSessions,
 
     /** Local socket count of a user (tests, diagnostics). */
-    socketCount: (userId: string) => users.get(userId)?.sockets.size ?? 0,
+    socketCount: (userId: string) => idSetSize(users.get(userId)?.sockets ?? []),
 
     /**
      * Stops: every local socket is closed with 1001 (the adapters do it), every local user is announced offline

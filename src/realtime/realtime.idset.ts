@@ -3,15 +3,15 @@
  * several per connected user (their conversations, each conversation's local members, a socket's topics) and
  * most are small: an array of 25 ids costs about a tenth of a Set of 25 (JSC), and scanning it is as quick.
  */
-export type IdSet = string[] | Set<string>
+export type IdSet<T = string> = T[] | Set<T>
 
 export const smallIdSet = 32
 
-export const idSetHas = (set: IdSet, id: string): boolean =>
+export const idSetHas = <T>(set: IdSet<T>, id: T): boolean =>
   Array.isArray(set) ? set.includes(id) : set.has(id)
 
 /** Adds `id` (if absent); returns the set to keep, which is a new Set once the array grows past the limit. */
-export function idSetAdd(set: IdSet, id: string): IdSet {
+export function idSetAdd<T>(set: IdSet<T>, id: T): IdSet<T> {
   if (!Array.isArray(set)) return set.add(id)
   if (set.includes(id)) return set
   set.push(id)
@@ -19,7 +19,7 @@ export function idSetAdd(set: IdSet, id: string): IdSet {
 }
 
 /** Removes `id`; whether it was there. */
-export function idSetDelete(set: IdSet, id: string): boolean {
+export function idSetDelete<T>(set: IdSet<T>, id: T): boolean {
   if (!Array.isArray(set)) return set.delete(id)
   const at = set.indexOf(id)
   if (at === -1) return false
@@ -29,4 +29,4 @@ export function idSetDelete(set: IdSet, id: string): boolean {
   return true
 }
 
-export const idSetSize = (set: IdSet): number => (Array.isArray(set) ? set.length : set.size)
+export const idSetSize = <T>(set: IdSet<T>): number => (Array.isArray(set) ? set.length : set.size)

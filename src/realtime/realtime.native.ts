@@ -3,7 +3,7 @@ import { bearerToken, verifyAccessToken } from "../auth/auth.plugin.ts"
 import type { Deps } from "../deps.ts"
 import { AppError } from "../errors.ts"
 import { type ClientEventHandler, errorPayload } from "./realtime.events.ts"
-import { closeCodes, type Connection, type Hub, type OutgoingEvent } from "./realtime.hub.ts"
+import { closeCodes, type Connection, type Hub, type OutgoingEvent, type Topics } from "./realtime.hub.ts"
 import { createTopics } from "./realtime.topics.ts"
 
 /** What a native socket carries in `ws.data` (the dispatcher recognises it by `native`). */
@@ -60,13 +60,13 @@ export function createNativeProtocol(
 ) {
   const { logger } = deps
   const limit = deps.config.realtime.send_buffer_limit
-  const sockets = new Set<ServerWebSocket<NativeSocketData>>()
   let server: Server<unknown> | undefined
   const topics = createTopics({
     prefix: "native:",
     frames: (event) => [encode(event)],
     socketOf: (connection) => (connection as NativeConnection).ws as ServerWebSocket<unknown>,
     server: () => server,
+    connections: () => hub.connections(),
     limit,
     timeoutMs: deps.config.realtime.slow_consumer_timeout * 1000,
     logger,
@@ -75,25 +75,31 @@ export function createNativeProtocol(
 
   const frame = (ws: ServerWebSocket<NativeSocketData>, value: unknown) => ws.send(JSON.stringify(value))
 
-  const makeConnection = (ws: ServerWebSocket<NativeSocketData>): NativeConnection => {
-    const auth = ws.data.auth!
-    const connection: NativeConnection = {
-      id: crypto.randomUUID(),
-      userId: auth.userId,
-      sessionId: auth.sessionId,
-      protocol: "native",
-      ws,
-      held: null,
-      overSince: null,
-      send(event) {
-        if (connection.held && !event.volatile) return void connection.held.push(event)
-        write(connection, event)
-      },
-      close(code, reason) {
-        ws.close(code, reason)
-      },
+  /** A socket as the hub sees it: methods on the prototype, so an idle socket holds no closures of its own. */
+  class Native implements NativeConnection {
+    id = crypto.randomUUID()
+    userId: string
+    sessionId: string
+    protocol = "native" as const
+    held: OutgoingEvent[] | null = null
+    overSince: number | null = null
+    open?: Set<string>
+    topics?: Topics
+    subscribed?: boolean
+    constructor(
+      readonly ws: ServerWebSocket<NativeSocketData>,
+      auth: { userId: string; sessionId: string },
+    ) {
+      this.userId = auth.userId
+      this.sessionId = auth.sessionId
     }
-    return connection
+    send(event: OutgoingEvent) {
+      if (this.held && !event.volatile) return void this.held.push(event)
+      write(this, event)
+    }
+    close(code: number, reason: string) {
+      this.ws.close(code, reason)
+    }
   }
 
   /**
@@ -149,8 +155,6 @@ export function createNativeProtocol(
   }
 
   return {
-    sockets,
-
     /** Handles `GET /ws`: authenticates, loads the user's memberships, then upgrades. */
     async upgrade(request: Request, httpServer: Server<unknown>): Promise<Response> {
       server = httpServer
@@ -188,12 +192,13 @@ export function createNativeProtocol(
         frame(ws, { event: "error", data: { ...ws.data.refused, status: 401 } })
         return ws.close(closeCodes.unauthorized, ws.data.refused.code)
       }
-      sockets.add(ws)
-      const connection = (ws.data.connection = makeConnection(ws))
+      const connection = (ws.data.connection = new Native(ws, ws.data.auth!))
       // Without a cursor there is nothing to catch up on: topics at once. With one, the socket is registered
       // for one-by-one sends first (held during the replay), then replays, then moves to the topics.
       if (!ws.data.cursor) connection.topics = topics
       hub.register(connection, ws.data.lease!)
+      // Held by the connection from now on (the lease by the hub until unregister): nothing per socket twice.
+      ws.data.auth = ws.data.lease = undefined
       frame(ws, {
         event: "hello",
         data: { socket_id: connection.id, user_id: connection.userId, session_id: connection.sessionId },
@@ -246,7 +251,6 @@ export function createNativeProtocol(
     },
 
     close(ws: ServerWebSocket<NativeSocketData>) {
-      sockets.delete(ws)
       if (ws.data.connection) hub.unregister(ws.data.connection)
       else if (ws.data.lease) hub.release(ws.data.lease)
     },

@@ -1,5 +1,17 @@
 import type { Kysely } from "kysely"
+import type { DatabaseHandle } from "../db/database.ts"
+import { readQuery } from "../db/read-query.ts"
 import type { Database } from "../db/schema.ts"
+
+const membershipsQuery = readQuery<{ id: string; type: string }>(
+  "select m.conversation_id as id, c.type from conversation_members m join conversations c on c.id = m.conversation_id where m.user_id = ?",
+)
+
+/**
+ * A user's conversations and their types, loaded into the delivery index at connect. A cached prepared
+ * statement: through Kysely every connect prepared (and left for the GC to finalize) a statement of its own.
+ */
+export const listMemberships = (handle: DatabaseHandle, userId: string) => membershipsQuery(handle, [userId])
 
 /** Whether the user is a member of the conversation (the index's fallback for a change not seen yet). */
 export async function isMember(

@@ -79,7 +79,9 @@ export function createRealtime(deps: Deps) {
 
     /** Graceful stop: every socket gets 1001 going-away (clients reconnect elsewhere), presence goes offline. */
     async stop() {
-      for (const ws of native.sockets) ws.close(closeCodes.goingAway, "server.shutting_down")
+      // Native sockets are the hub's (each registers on open, or is closed at once while stopping).
+      for (const connection of hub.connections())
+        if (connection.protocol === "native") connection.close(closeCodes.goingAway, "server.shutting_down")
       for (const ws of engineSockets) ws.close(closeCodes.goingAway, "server.shutting_down")
       socketIo.close()
       await hub.close()

@@ -81,6 +81,7 @@ export function createSocketIoProtocol(deps: Deps, hub: Hub, events: Map<string,
       return transport.name === "websocket" ? transport.socket : undefined
     },
     server: () => server,
+    connections: () => hub.connections(),
     limit,
     timeoutMs: config.realtime.slow_consumer_timeout * 1000,
     logger,

@@ -1,14 +1,6 @@
 import type { Server, ServerWebSocket } from "bun"
 import type { Logger } from "../logger.ts"
-import { type IdSet, idSetAdd, idSetDelete, idSetHas } from "./realtime.idset.ts"
 import { closeCodes, type Connection, type OutgoingEvent, type Topics } from "./realtime.hub.ts"
-
-type Subscriber = {
-  ws: ServerWebSocket<unknown>
-  conversations: IdSet
-  /** Since when the socket's send buffer is over the limit (back-pressure sweep). */
-  overSince: number | null
-}
 
 /**
  * Conversation topics of one protocol over Bun's pub/sub: `<prefix><conversation id>`, one frame encoding and
@@ -18,6 +10,9 @@ type Subscriber = {
  * Back-pressure: Bun drops a frame for a socket over `backpressureLimit` (twice the send buffer limit), so a
  * publish that reports a drop closes the sockets over it with 4429 (they resume from their cursor); a sweep
  * every second closes those that stay over the limit for `slow_consumer_timeout`.
+ *
+ * Nothing is kept per socket or per topic here: Bun knows each socket's subscriptions (`isSubscribed`) and
+ * each topic's subscriber count, and the hub knows which sockets are subscribed (`Connection.subscribed`).
  */
 export function createTopics(options: {
   prefix: string
@@ -26,15 +21,15 @@ export function createTopics(options: {
   /** The Bun socket a connection writes to (the protocol sets `connection.topics` only when there is one). */
   socketOf: (connection: Connection) => ServerWebSocket<unknown> | undefined
   server: () => Server<unknown> | undefined
+  /** The protocol's live connections (the sweep checks those subscribed to these topics). */
+  connections: () => Iterable<Connection>
   limit: number
   timeoutMs: number
   logger: Logger
 }): Topics & { sweep(): void } {
   const { prefix, limit, logger } = options
-  const subscribers = new Map<Connection, Subscriber>()
-  /** conversation id → how many local sockets subscribed to its topic (skip publishing to none). */
-  const counts = new Map<string, number>()
   let pressured = false
+  let self: Topics
 
   const slow = (connection: Connection, buffered: number) => {
     logger.warn("realtime: slow consumer disconnected", {
@@ -48,66 +43,47 @@ export function createTopics(options: {
   const sweep = () => {
     pressured = false
     const now = Date.now()
-    for (const [connection, subscriber] of subscribers) {
-      const buffered = subscriber.ws.getBufferedAmount()
+    for (const connection of options.connections()) {
+      const ws = connection.topics === self && connection.subscribed && options.socketOf(connection)
+      if (!ws) continue
+      const buffered = ws.getBufferedAmount()
       if (buffered <= limit) {
-        subscriber.overSince = null
+        connection.topicsOverSince = null
         continue
       }
       pressured = true
-      subscriber.overSince ??= now
-      if (buffered > 2 * limit || now - subscriber.overSince > options.timeoutMs) slow(connection, buffered)
+      connection.topicsOverSince ??= now
+      if (buffered > 2 * limit || now - connection.topicsOverSince > options.timeoutMs)
+        slow(connection, buffered)
     }
   }
   const timer = setInterval(() => pressured && sweep(), 1000)
   timer.unref?.()
 
-  return {
+  self = {
     join(connection, conversationId) {
-      let subscriber = subscribers.get(connection)
-      if (!subscriber) {
-        const ws = options.socketOf(connection)
-        if (!ws) return
-        subscribers.set(connection, (subscriber = { ws, conversations: [], overSince: null }))
-      }
-      if (idSetHas(subscriber.conversations, conversationId)) return
-      subscriber.conversations = idSetAdd(subscriber.conversations, conversationId)
-      subscriber.ws.subscribe(prefix + conversationId)
-      counts.set(conversationId, (counts.get(conversationId) ?? 0) + 1)
+      const ws = options.socketOf(connection)
+      if (ws && !ws.isSubscribed(prefix + conversationId)) ws.subscribe(prefix + conversationId)
     },
 
     leave(connection, conversationId) {
-      const subscriber = subscribers.get(connection)
-      if (!subscriber || !idSetDelete(subscriber.conversations, conversationId)) return
-      subscriber.ws.unsubscribe(prefix + conversationId)
-      const count = counts.get(conversationId)! - 1
-      if (count === 0) counts.delete(conversationId)
-      else counts.set(conversationId, count)
-    },
-
-    forget(connection) {
-      const subscriber = subscribers.get(connection)
-      if (!subscriber) return
-      subscribers.delete(connection)
-      for (const conversationId of subscriber.conversations) {
-        const count = counts.get(conversationId)! - 1
-        if (count === 0) counts.delete(conversationId)
-        else counts.set(conversationId, count)
-      }
+      const ws = options.socketOf(connection)
+      if (ws?.isSubscribed(prefix + conversationId)) ws.unsubscribe(prefix + conversationId)
     },
 
     publish(conversationId, event, except) {
-      const count = counts.get(conversationId)
       const server = options.server()
-      if (!count || !server) return
       const topic = prefix + conversationId
+      // No local subscriber: nothing to encode or publish.
+      const count = server?.subscriberCount(topic)
+      if (!count) return
       // The sender's own socket: Bun's ws.publish reaches every subscriber but itself.
-      const sender = except && subscribers.get(except)
-      const excluded = !!sender && idSetHas(sender.conversations, conversationId)
+      const sender = except?.topics === self ? options.socketOf(except) : undefined
+      const excluded = !!sender?.isSubscribed(topic)
       if (excluded && count === 1) return
       let dropped = false
       for (const frame of options.frames(event)) {
-        const status = excluded ? sender!.ws.publish(topic, frame) : server.publish(topic, frame, false)
+        const status = excluded ? sender!.publish(topic, frame) : server!.publish(topic, frame, false)
         if (status === 0) dropped = true
         else if (status === -1) pressured = true
       }
@@ -115,7 +91,7 @@ export function createTopics(options: {
       if (dropped) sweep()
     },
 
-    sweep,
     close: () => clearInterval(timer),
   }
+  return Object.assign(self, { sweep })
 }
