@@ -207,7 +207,9 @@ async function call(server: { url: string }, token: string, method: string, path
 
 /** The contents the binary's search finds for `word`, as `token`. */
 const searchThrough = async (server: { url: string }, token: string, word: string) =>
-  (await call(server, token, "GET", `/api/messages/search?q=${word}`)).body.messages.map((m: any) => m.content)
+  (await call(server, token, "GET", `/api/messages/search?q=${word}`)).body.messages.map(
+    (m: any) => m.content,
+  )
 
 /** Two users of the binary, a message between them; returns the reader's token. */
 async function messageThrough(server: Awaited<ReturnType<typeof serve>>, content: string): Promise<string> {

@@ -182,9 +182,7 @@ describe("durability", () => {
       }
       await holdLock("urge.db", async () => expect(await search()).toEqual(["lemur two", "lemur one"]))
       await send(server, a!, conversationId, "lemur three")
-      await holdLock("urge-search.db", async () =>
-        expect(await search()).toEqual(["lemur two", "lemur one"]),
-      )
+      await holdLock("urge-search.db", async () => expect(await search()).toEqual(["lemur two", "lemur one"]))
       expect(await search()).toEqual(["lemur three", "lemur two", "lemur one"])
     },
   )

@@ -485,7 +485,10 @@ describe("FCM HTTP v1", () => {
       await device(carol),
       await device(dave),
     ]
-    const [aliceBob, carolDave] = [await directChat(server, alice, bob), await directChat(server, carol, dave)]
+    const [aliceBob, carolDave] = [
+      await directChat(server, alice, bob),
+      await directChat(server, carol, dave),
+    ]
     const team = await group(server, alice, [bob, carol])
     await server.api("PUT", `/api/conversations/${team}/mute`, { token: carol.accessToken, body: {} })
     await Promise.all([

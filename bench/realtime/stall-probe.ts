@@ -19,7 +19,12 @@ if (file) {
     const late = now - last - 1
     if (late > 5) {
       const ms = (ns: number) => Math.round(ns / 1e4) / 100
-      stalls.push([Date.now(), Math.round(late * 100) / 100, ms(stat[0]! - lastStat[0]!), ms(stat[1]! - lastStat[1]!)])
+      stalls.push([
+        Date.now(),
+        Math.round(late * 100) / 100,
+        ms(stat[0]! - lastStat[0]!),
+        ms(stat[1]! - lastStat[1]!),
+      ])
     }
     last = now
     lastStat = stat

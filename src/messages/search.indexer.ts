@@ -90,7 +90,8 @@ function countSegments(conn: SqliteDatabase): number {
  */
 function openSearchSchema(conn: SqliteDatabase, version: number): number {
   const current = (conn.query("pragma search.user_version").get() as { user_version: number }).user_version
-  const top = (conn.query("select coalesce(max(pos), 0) as pos from main.changes").get() as { pos: number }).pos
+  const top = (conn.query("select coalesce(max(pos), 0) as pos from main.changes").get() as { pos: number })
+    .pos
   if (current === version) {
     const { pos } = conn.query("select pos from search.progress where id = 0").get() as { pos: number }
     if (pos <= top) return pos
