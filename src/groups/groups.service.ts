@@ -890,7 +890,10 @@ export async function createEvent(deps: Deps, userId: string, groupId: string, i
       })
       .execute(),
   )
-  const event = eventJson((await findEvent(db, groupId, id, userId))!)
+  // The group (and so the event, by cascade) may have been deleted since the insert committed.
+  const row = await findEvent(db, groupId, id, userId)
+  if (!row) throw groupErrors.notFound()
+  const event = eventJson(row)
   deps.events.emit({
     type: "conversation",
     conversationId: groupId,
@@ -932,6 +935,9 @@ export async function attendEvent(
     async () => !!(await findEvent(db, groupId, eventId, userId)),
     eventGone,
   )
-  const event = eventJson((await findEvent(db, groupId, eventId, userId))!)
+  // The event (or its group) may have been deleted since the answer was stored.
+  const row = await findEvent(db, groupId, eventId, userId)
+  if (!row) throw eventGone()
+  const event = eventJson(row)
   return { success: true, status, attendees_count: event.attendees_count, event }
 }
