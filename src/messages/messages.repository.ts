@@ -166,18 +166,21 @@ export async function newestVisibleMessage(
   return rows[0]
 }
 
+/** Postgres: what a statement returns beside a message to serialize it for one viewer (star, reply preview). */
+export type ViewerColumns = {
+  is_starred: boolean
+  reply_id: string | null
+  reply_sender_name: string | null
+  reply_sender_phone: string | null
+  reply_content: string | null
+  reply_deleted_at: number | null
+}
+
 /** Postgres: a history page with everything its answer needs, from one statement (see `historyPage`). */
 export type HistoryPage = {
   membership: { last_seq: number; last_read_seq: number }
   /** Newest first, or oldest first with `afterSeq`; one extra row when there is more. */
-  rows: (MessageView & {
-    is_starred: boolean
-    reply_id: string | null
-    reply_sender_name: string | null
-    reply_sender_phone: string | null
-    reply_content: string | null
-    reply_deleted_at: number | null
-  })[]
+  rows: (MessageView & ViewerColumns)[]
   watermarks: Watermark[]
 }
 

@@ -2,7 +2,7 @@ import { requireMembership } from "../conversations/conversations.access.ts"
 import type { Deps } from "../deps.ts"
 import { badRequest } from "../errors.ts"
 import { postgresQuery, readQuery } from "../db/read-query.ts"
-import { findMessageViews, hiddenAmong, type MessageView } from "./messages.repository.ts"
+import { findMessageViews, hiddenAmong, type MessageView, type ViewerColumns } from "./messages.repository.ts"
 import { serializeFor } from "./messages.service.ts"
 import { type ReplyPreview, replyPreview, serializeMessage } from "./messages.views.ts"
 
@@ -186,17 +186,12 @@ const postgresWindowBudget = { all: 10000, one: 10000 }
 // highest read and delivered seq among the members other than the sender (read receipts off: never read).
 // Each conversation's members are read once (`marks`: the two highest of each with the first one's member),
 // not once per message (67 matches in a group of 60 read 4,000 membership rows).
-type PostgresMatch = MessageView & {
-  excluded: boolean
-  is_starred: boolean
-  reply_id: string | null
-  reply_sender_name: string | null
-  reply_sender_phone: string | null
-  reply_content: string | null
-  reply_deleted_at: number | null
-  read_upto: number | null
-  delivered_upto: number | null
-}
+type PostgresMatch = MessageView &
+  ViewerColumns & {
+    excluded: boolean
+    read_upto: number | null
+    delivered_upto: number | null
+  }
 const postgresMatches = postgresQuery<PostgresMatch>(
   `with s as materialized (
      select * from urge_search_messages($1, $2, to_tsquery('simple', $3), $4, $5, $6, $7)
